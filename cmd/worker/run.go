@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+)
+
+// shutdownTimeout is how long running tasks get to finish on SIGTERM before
+// Asynq hands them back to the queue (they are idempotent, so a re-run is safe).
+const shutdownTimeout = 25 * time.Second
+
+func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "worker"))
+
+	store, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	redisOpt, err := queue.RedisOpt(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+
+	mux := asynq.NewServeMux()
+	if err := registerHandlers(ctx, mux, cfg, store, client, redisOpt, log); err != nil {
+		return err
+	}
+
+	srv := asynq.NewServer(redisOpt, asynq.Config{
+		Concurrency:     cfg.WorkerConcurrency,
+		Queues:          queue.Weights,
+		RetryDelayFunc:  queue.RetryDelay,
+		IsFailure:       queue.IsFailure,
+		ShutdownTimeout: shutdownTimeout,
+		Logger:          queue.Logger{L: log},
+		LogLevel:        asynq.WarnLevel,
+		ErrorHandler:    errorLogger(log),
+	})
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	log.Info("worker started", slog.Int("concurrency", cfg.WorkerConcurrency))
+	<-ctx.Done()
+	log.Info("worker shutting down")
+	srv.Shutdown()
+	return nil
+}
+
+// errorLogger is the one place a failed task attempt is logged.
+func errorLogger(log *slog.Logger) asynq.ErrorHandlerFunc {
+	return func(ctx context.Context, task *asynq.Task, err error) {
+		id, _ := asynq.GetTaskID(ctx)
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		level := slog.LevelWarn
+		outcome := "retry"
+		if errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
+			level, outcome = slog.LevelError, "archived"
+		}
+		if !queue.IsFailure(err) {
+			level, outcome = slog.LevelInfo, "rate_limited"
+		}
+		log.Log(ctx, level, "task failed",
+			slog.String("task_type", task.Type()),
+			slog.String("task_id", id),
+			slog.Int("retried", retried),
+			slog.Int("max_retry", maxRetry),
+			slog.String("outcome", outcome),
+			slog.String("error", err.Error()))
+	}
+}

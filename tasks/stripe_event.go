@@ -1,0 +1,48 @@
+package tasks
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeStripeEvent applies one recorded Stripe event (a stripe_events row) to
+// account state.
+const TypeStripeEvent = "stripe:event"
+
+// StripeEventRetention keeps a processed event's TaskID taken for longer than
+// Stripe's 3-day retry window, so a late redelivery is not enqueued again.
+const StripeEventRetention = 4 * 24 * time.Hour
+
+// StripeEventMaxRetry bounds the attempts for one event; with the backoff in
+// internal/queue that spans many hours before the task is archived.
+const StripeEventMaxRetry = 12
+
+// StripeEventPayload names the inbox row to apply. The event body itself stays
+// in PostgreSQL, the system of record.
+type StripeEventPayload struct {
+	EventID string `json:"event_id"`
+	Type    string `json:"type"`
+}
+
+// NewStripeEvent builds the stripe:event task for an inbox row. Its TaskID is
+// the event id, so however often Stripe delivers the event, it is queued once.
+func NewStripeEvent(eventID, eventType string) (*asynq.Task, []asynq.Option, error) {
+	if eventID == "" {
+		return nil, nil, errors.New("stripe event task: empty event id")
+	}
+	b, err := json.Marshal(StripeEventPayload{EventID: eventID, Type: eventType})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := []asynq.Option{
+		asynq.Queue(QueueCritical),
+		asynq.TaskID(eventID),
+		asynq.Retention(StripeEventRetention),
+		asynq.MaxRetry(StripeEventMaxRetry),
+		asynq.Timeout(time.Minute),
+	}
+	return asynq.NewTask(TypeStripeEvent, b), opts, nil
+}
