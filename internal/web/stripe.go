@@ -1,0 +1,218 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/cleantrack/jobs/internal/metrics"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// MaxWebhookBody is the largest webhook body read; Stripe's are far smaller.
+const MaxWebhookBody = 1 << 20
+
+// SupportedStripeEvents are the event types the worker applies. Others are
+// acknowledged and dropped, so Stripe stops retrying them.
+var SupportedStripeEvents = map[string]bool{
+	"customer.created":              true,
+	"customer.subscription.created": true,
+	"customer.subscription.updated": true,
+	"customer.subscription.deleted": true,
+	"invoice.payment_succeeded":     true,
+	"invoice.payment_failed":        true,
+}
+
+// Time limits for the two writes behind a 200: Stripe waits for the answer,
+// and a stalled dependency must turn into a 503, not a hung request.
+const (
+	recordTimeout  = 3 * time.Second
+	enqueueTimeout = 2 * time.Second
+)
+
+// stripeWebhook verifies, records and enqueues one Stripe event.
+func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	res := s.intake(r)
+	if res.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	writeJSON(w, res.status, res.body)
+
+	typ := res.eventType
+	if typ == "" {
+		typ = "unknown"
+	}
+	elapsed := time.Since(start)
+	metrics.WebhooksReceived.WithLabelValues("stripe", typ, res.outcome).Inc()
+	metrics.WebhookDuration.WithLabelValues("stripe").Observe(elapsed.Seconds())
+	level := slog.LevelInfo
+	switch res.outcome {
+	case metrics.OutcomeIgnored:
+		level = slog.LevelDebug
+	case metrics.OutcomeRejected:
+		level = slog.LevelWarn
+	case metrics.OutcomeUnavailable:
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("event_id", res.eventID),
+		slog.String("event_type", res.eventType),
+		slog.String("outcome", res.outcome),
+		slog.Int("status", res.status),
+		slog.Duration("duration", elapsed),
+	}
+	if res.err != nil {
+		attrs = append(attrs, slog.String("error", res.err.Error()))
+	}
+	s.Log.LogAttrs(r.Context(), level, "stripe webhook", attrs...)
+}
+
+type intakeResult struct {
+	status    int
+	body      any
+	outcome   string
+	eventID   string
+	eventType string
+	err       error // for the log only
+}
+
+func rejected(status int, msg string) intakeResult {
+	return intakeResult{status: status, body: map[string]string{"error": msg}, outcome: metrics.OutcomeRejected}
+}
+
+func (s *Server) intake(r *http.Request) intakeResult {
+	if r.Method != http.MethodPost {
+		return rejected(http.StatusMethodNotAllowed, "method not allowed: use POST")
+	}
+	header := r.Header.Get("Stripe-Signature")
+	if header == "" {
+		return rejected(http.StatusBadRequest, "missing Stripe-Signature header")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxWebhookBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return rejected(http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
+		}
+		return rejected(http.StatusBadRequest, "could not read body")
+	}
+	event, msg := s.verify(body, header)
+	if msg != "" {
+		return rejected(http.StatusBadRequest, msg)
+	}
+	res := intakeResult{eventID: event.ID, eventType: string(event.Type)}
+	if !SupportedStripeEvents[res.eventType] {
+		res.status, res.outcome = http.StatusOK, metrics.OutcomeIgnored
+		res.body = map[string]any{"received": true, "ignored": true}
+		return res
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), recordTimeout)
+	defer cancel()
+	dup, err := s.Store.InsertStripeEvent(ctx, postgres.StripeEvent{
+		ID:         event.ID,
+		Type:       res.eventType,
+		APIVersion: event.APIVersion,
+		Livemode:   event.Livemode,
+		CreatedAt:  time.Unix(event.Created, 0),
+		Payload:    body,
+	})
+	if errors.Is(err, postgres.ErrInvalidPayload) {
+		res.status, res.outcome, res.err = http.StatusBadRequest, metrics.OutcomeRejected, err
+		res.body = map[string]string{"error": "event body is JSON that cannot be stored"}
+		return res
+	}
+	if err != nil {
+		res.status, res.outcome, res.err = http.StatusServiceUnavailable, metrics.OutcomeUnavailable, err
+		res.body = map[string]string{"error": "could not record the event; retry later"}
+		return res
+	}
+
+	// Enqueue even for a duplicate: the first delivery may have been recorded
+	// while Redis was down. The TaskID keeps a queued event from doubling.
+	task, opts, err := tasks.NewStripeEvent(event.ID, res.eventType)
+	if err == nil {
+		ectx, ecancel := context.WithTimeout(r.Context(), enqueueTimeout)
+		_, _, err = queue.Enqueue(ectx, s.Queue, task, opts...)
+		ecancel()
+	}
+	if err != nil {
+		// The row is durable and the inbox sweep will re-drive it, but the
+		// queue is down: a 503 makes Stripe retry, which re-enqueues sooner.
+		res.status, res.outcome, res.err = http.StatusServiceUnavailable, metrics.OutcomeUnavailable, err
+		res.body = map[string]string{"error": "could not queue the event; retry later"}
+		return res
+	}
+	res.status, res.outcome = http.StatusOK, metrics.OutcomeAccepted
+	if dup {
+		res.outcome = metrics.OutcomeDuplicate
+	}
+	res.body = map[string]any{"received": true, "duplicate": dup}
+	return res
+}
+
+// verify checks the signature against every configured secret and the
+// timestamp against the tolerance in both directions (stripe-go accepts any
+// future timestamp). It returns the event, or a short reason for a 400.
+func (s *Server) verify(body []byte, header string) (stripe.Event, string) {
+	ts, ok := signatureTime(header)
+	if !ok {
+		return stripe.Event{}, "malformed Stripe-Signature header"
+	}
+	now := s.now()
+	if ts.After(now.Add(s.StripeTolerance)) {
+		return stripe.Event{}, "signature timestamp is in the future beyond the tolerance"
+	}
+	if now.Sub(ts) > s.StripeTolerance {
+		return stripe.Event{}, "signature timestamp is older than the tolerance"
+	}
+	for _, secret := range s.StripeSecrets {
+		// The tolerance was checked above against our clock, so the library's
+		// own check (against time.Now) is switched off.
+		event, err := webhook.ConstructEventWithOptions(body, header, secret, webhook.ConstructEventOptions{
+			IgnoreTolerance:          true,
+			IgnoreAPIVersionMismatch: true,
+		})
+		switch {
+		case err == nil:
+			if event.ID == "" || event.Type == "" {
+				return stripe.Event{}, "signed body is not a Stripe event: missing id or type"
+			}
+			return event, ""
+		case errors.Is(err, webhook.ErrNoValidSignature):
+			continue
+		case errors.Is(err, webhook.ErrInvalidHeader), errors.Is(err, webhook.ErrNotSigned):
+			return stripe.Event{}, "malformed Stripe-Signature header"
+		default:
+			// The signature matched but the body is not an event.
+			return stripe.Event{}, "signed body is not a Stripe event: invalid JSON"
+		}
+	}
+	return stripe.Event{}, "no valid signature for any configured secret"
+}
+
+// signatureTime reads t= from a Stripe-Signature header.
+func signatureTime(header string) (time.Time, bool) {
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && k == "t" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return time.Time{}, false
+			}
+			return time.Unix(n, 0), true
+		}
+	}
+	return time.Time{}, false
+}
