@@ -1,0 +1,167 @@
+// Package admin serves the operator-facing HTTP endpoints of CleanTrack's
+// processes: the Asynqmon dashboard, Prometheus metrics and health checks,
+// behind HTTP basic auth, on listeners kept apart from the public webhook port.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// shutdownTimeout bounds how long in-flight admin requests (a dashboard page,
+// a scrape) get to finish once the process is asked to stop.
+const shutdownTimeout = 10 * time.Second
+
+// ServerConfig says where an admin or metrics listener binds and who may use it.
+type ServerConfig struct {
+	// Name is the environment variable that set Addr (ADMIN_ADDR,
+	// WORKER_METRICS_ADDR ...); errors and logs name it.
+	Name string
+	// Addr is host:port to listen on.
+	Addr string
+	// User and Password turn on HTTP basic auth. Both empty means no auth,
+	// which is allowed on a loopback address only.
+	User     string
+	Password string
+}
+
+func (c ServerConfig) authEnabled() bool { return c.User != "" || c.Password != "" }
+
+// CheckBind reports an error, naming the variable, when c would serve without
+// credentials on an address other people can reach. Start calls it; it is
+// exported so a process can fail at start before opening anything else.
+func CheckBind(c ServerConfig) error {
+	if c.authEnabled() {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not host:port", c.Name, c.Addr)
+	}
+	if isLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf("%s=%s is not a loopback address and ADMIN_USER/ADMIN_PASSWORD are not set: "+
+		"refusing to serve the dashboard and metrics unauthenticated; set ADMIN_USER and ADMIN_PASSWORD, "+
+		"or bind to 127.0.0.1", c.Name, c.Addr)
+}
+
+// isLoopback is true for "localhost" and loopback IPs. An empty host or
+// 0.0.0.0 means every interface, and a host name other than localhost may
+// resolve to anything, so both count as reachable from outside.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// BasicAuth wraps h so every request needs user and password, compared in
+// constant time. Health checks (/healthz, /readyz) stay open so orchestrators
+// can probe without credentials; they reveal nothing but "ok". With both
+// user and password empty, h is returned unchanged.
+func BasicAuth(h http.Handler, user, password string) http.Handler {
+	if user == "" && password == "" {
+		return h
+	}
+	// Comparing fixed-size digests keeps the comparison time independent of
+	// the lengths of what was sent and what is expected.
+	wantUser := sha256.Sum256([]byte(user))
+	wantPass := sha256.Sum256([]byte(password))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		u, p, ok := r.BasicAuth()
+		gotUser := sha256.Sum256([]byte(u))
+		gotPass := sha256.Sum256([]byte(p))
+		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
+		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
+		if !ok || userOK&passOK != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="CleanTrack admin", charset="UTF-8"`)
+			http.Error(w, "unauthorized: this endpoint needs the ADMIN_USER/ADMIN_PASSWORD credentials", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Server is a running admin or metrics listener.
+type Server struct {
+	name string
+	ln   net.Listener
+	done chan error
+}
+
+// Start checks c (see CheckBind), binds c.Addr at once, so a taken port or a
+// refused address is an error here and not later, and serves h behind basic
+// auth until ctx is done. It then shuts down gracefully; Wait returns when it
+// has.
+func Start(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger) (*Server, error) {
+	if err := CheckBind(c); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen: %w", c.Name, err)
+	}
+	srv := &http.Server{
+		Handler:           BasicAuth(h, c.User, c.Password),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s := &Server{name: c.Name, ln: ln, done: make(chan error, 1)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		select {
+		case err := <-serveErr:
+			s.done <- fmt.Errorf("%s: serve: %w", c.Name, err)
+			return
+		case <-ctx.Done():
+		}
+		// The parent context is done; shutdown needs a fresh one to wait in.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+		if err != nil {
+			err = fmt.Errorf("%s: shut down: %w", c.Name, err)
+		}
+		s.done <- err
+	}()
+	log.Info("admin listener started",
+		slog.String("listener", c.Name),
+		slog.String("addr", ln.Addr().String()),
+		slog.Bool("auth", c.authEnabled()))
+	return s, nil
+}
+
+// Addr is the address actually bound (useful when Addr asked for port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Wait blocks until the server has stopped: after its context is done and
+// in-flight requests finished (or the shutdown timeout passed), or after it
+// failed on its own. It returns nil after a clean shutdown. Call it once.
+func (s *Server) Wait() error { return <-s.done }
+
+// Serve is Start followed by Wait: it serves h on c until ctx is done.
+func Serve(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger) error {
+	s, err := Start(ctx, c, h, log)
+	if err != nil {
+		return err
+	}
+	return s.Wait()
+}
