@@ -6,11 +6,50 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/cleantrack/jobs/internal/admin"
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/metrics"
 )
 
-// startAdmin starts the admin listener (dashboard, metrics, probes) and
-// returns a function that shuts it down. Serve errors are sent on errc.
+// startAdmin starts the admin listener on ADMIN_ADDR: the Asynqmon dashboard
+// at /monitoring/, /metrics (CleanTrack's series and the Asynq queue gauges),
+// /healthz and /readyz, behind ADMIN_USER/ADMIN_PASSWORD. It fails at once
+// when the address is taken or is public without credentials. A later serve
+// error is sent on errc. stop shuts the listener down, waiting at most until
+// its context is done, and closes the dashboard's Redis connections.
 func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConnOpt, ready func(context.Context) error, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
-	return func(context.Context) {}, nil
+	sc := admin.ServerConfig{Name: "ADMIN_ADDR", Addr: cfg.AdminAddr, User: cfg.AdminUser, Password: cfg.AdminPassword}
+	if err := admin.CheckBind(sc); err != nil {
+		return nil, err
+	}
+	h := admin.NewHandler(admin.Options{
+		RedisOpt:      redisOpt,
+		ReadOnly:      cfg.AdminReadOnly,
+		PrometheusURL: cfg.PrometheusURL,
+		Gatherer:      metrics.Registry,
+		Ready:         ready,
+		Log:           log,
+	})
+	actx, cancel := context.WithCancel(ctx)
+	srv, err := admin.Start(actx, sc, h, log)
+	if err != nil {
+		cancel()
+		_ = h.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Wait(); err != nil {
+			errc <- err
+		}
+	}()
+	return func(sctx context.Context) {
+		cancel()
+		select {
+		case <-done:
+		case <-sctx.Done():
+		}
+		_ = h.Close()
+	}, nil
 }
