@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -54,13 +55,29 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		LogLevel:        asynq.WarnLevel,
 		ErrorHandler:    errorLogger(log),
 	})
+	errc := make(chan error, 1)
+	stopMetrics, err := startMetrics(ctx, cfg, log, errc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopMetrics(sctx)
+	}()
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	log.Info("worker started", slog.Int("concurrency", cfg.WorkerConcurrency))
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
 	log.Info("worker shutting down")
 	srv.Shutdown()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
 	return nil
 }
 

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/scheduler"
+)
+
+func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "scheduler"))
+	redisOpt, err := queue.RedisOpt(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+
+	s := &scheduler.Scheduler{
+		Entries:  scheduler.Entries(cfg),
+		Queue:    client,
+		Location: cfg.SchedulerTimezone,
+		Log:      log,
+	}
+	errc := make(chan error, 1)
+	stopMetrics, err := startMetrics(ctx, cfg, log, errc)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		stopMetrics(context.Background())
+		return err
+	}
+	log.Info("scheduler started", slog.String("timezone", s.Location.String()))
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	log.Info("scheduler shutting down")
+	s.Stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stopMetrics(sctx)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	return nil
+}
