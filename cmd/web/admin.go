@@ -14,9 +14,10 @@ import (
 // startAdmin starts the admin listener on ADMIN_ADDR: the Asynqmon dashboard
 // at /monitoring/, /metrics (CleanTrack's series and the Asynq queue gauges),
 // /healthz and /readyz, behind ADMIN_USER/ADMIN_PASSWORD. It fails at once
-// when the address is taken or is public without credentials. A later serve
-// error is sent on errc. stop shuts the listener down, waiting at most until
-// its context is done, and closes the dashboard's Redis connections.
+// when the address is taken, or is public while no credentials are set. A
+// later serve error is sent on errc. stop shuts the listener down, waiting at
+// most until its context is done, and closes the dashboard's Redis
+// connections; the listener also stops when ctx is done.
 func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConnOpt, ready func(context.Context) error, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
 	sc := admin.ServerConfig{Name: "ADMIN_ADDR", Addr: cfg.AdminAddr, User: cfg.AdminUser, Password: cfg.AdminPassword}
 	if err := admin.CheckBind(sc); err != nil {
@@ -30,25 +31,15 @@ func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConn
 		Ready:         ready,
 		Log:           log,
 	})
-	actx, cancel := context.WithCancel(ctx)
-	srv, err := admin.Start(actx, sc, h, log)
+	srv, err := admin.Start(ctx, sc, h, log)
 	if err != nil {
-		cancel()
 		_ = h.Close()
 		return nil, err
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Wait(); err != nil {
-			errc <- err
-		}
-	}()
+	srv.Forward(errc)
 	return func(sctx context.Context) {
-		cancel()
-		select {
-		case <-done:
-		case <-sctx.Done():
+		if err := srv.Stop(sctx); err != nil {
+			log.Warn("admin listener shutdown", slog.String("error", err.Error()))
 		}
 		_ = h.Close()
 	}, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 )
@@ -41,6 +42,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	defer client.Close()
 
 	mux := asynq.NewServeMux()
+	mux.Use(metrics.TaskMiddleware(queue.IsFailure))
 	if err := registerHandlers(ctx, mux, cfg, store, client, redisOpt, log); err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -98,15 +97,16 @@ func BasicAuth(h http.Handler, user, password string) http.Handler {
 
 // Server is a running admin or metrics listener.
 type Server struct {
-	name string
-	ln   net.Listener
-	done chan error
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan struct{} // closed once the server has stopped
+	err    error         // why it stopped, set before done is closed
 }
 
 // Start checks c (see CheckBind), binds c.Addr at once, so a taken port or a
 // refused address is an error here and not later, and serves h behind basic
-// auth until ctx is done. It then shuts down gracefully; Wait returns when it
-// has.
+// auth until ctx is done or Stop is called. It then shuts down gracefully,
+// giving in-flight requests up to ten seconds.
 func Start(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger) (*Server, error) {
 	if err := CheckBind(c); err != nil {
 		return nil, err
@@ -120,27 +120,26 @@ func Start(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	s := &Server{name: c.Name, ln: ln, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Server{ln: ln, cancel: cancel, done: make(chan struct{})}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	go func() {
+		defer close(s.done)
+		defer cancel()
 		select {
 		case err := <-serveErr:
-			s.done <- fmt.Errorf("%s: serve: %w", c.Name, err)
+			s.err = fmt.Errorf("%s: serve: %w", c.Name, err)
 			return
 		case <-ctx.Done():
 		}
 		// The parent context is done; shutdown needs a fresh one to wait in.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-		defer cancel()
-		err := srv.Shutdown(sctx)
-		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-			err = serr
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			s.err = fmt.Errorf("%s: shut down: %w", c.Name, err)
 		}
-		if err != nil {
-			err = fmt.Errorf("%s: shut down: %w", c.Name, err)
-		}
-		s.done <- err
+		<-serveErr // http.ErrServerClosed after Shutdown
 	}()
 	log.Info("admin listener started",
 		slog.String("listener", c.Name),
@@ -152,10 +151,24 @@ func Start(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger
 // Addr is the address actually bound (useful when Addr asked for port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Wait blocks until the server has stopped: after its context is done and
-// in-flight requests finished (or the shutdown timeout passed), or after it
-// failed on its own. It returns nil after a clean shutdown. Call it once.
-func (s *Server) Wait() error { return <-s.done }
+// Wait blocks until the server has stopped: after its context is done or Stop
+// was called and in-flight requests finished, or after it failed on its own.
+// It returns nil after a clean shutdown. It may be called any number of times.
+func (s *Server) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// Stop shuts the server down and waits for it, at most until ctx is done.
+func (s *Server) Stop(ctx context.Context) error {
+	s.cancel()
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return fmt.Errorf("stop admin listener %s: %w", s.Addr(), ctx.Err())
+	}
+}
 
 // Serve is Start followed by Wait: it serves h on c until ctx is done.
 func Serve(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger) error {
@@ -164,4 +177,18 @@ func Serve(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger
 		return err
 	}
 	return s.Wait()
+}
+
+// Forward sends s's error, if it stops with one, on errc, so a process can
+// select on one channel for all its listeners. It never blocks: when errc is
+// full the process is stopping already.
+func (s *Server) Forward(errc chan<- error) {
+	go func() {
+		if err := s.Wait(); err != nil {
+			select {
+			case errc <- err:
+			default: // the process is already stopping for another reason
+			}
+		}
+	}()
 }
