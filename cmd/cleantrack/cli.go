@@ -111,6 +111,7 @@ func (e *env) table(header ...string) *tabwriter.Writer {
 func allCommands() []command {
 	var cmds []command
 	cmds = append(cmds, coreCommands()...)
+	cmds = append(cmds, scheduleCommands()...)
 	cmds = append(cmds, stripeCommands()...)
 	cmds = append(cmds, emailCommands()...)
 	cmds = append(cmds, complianceCommands()...)

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cleantrack/jobs/internal/scheduler"
+)
+
+func scheduleCommands() []command {
+	return []command{
+		{name: "schedule", args: "[--json]", summary: "list the scheduler's entries, their cron specs and next run times", run: runSchedule},
+	}
+}
+
+func runSchedule(_ context.Context, e *env, args []string) error {
+	fs := flags("schedule", e)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	loc := e.cfg.SchedulerTimezone
+	now := time.Now().In(loc)
+	type row struct {
+		Entry   string    `json:"entry"`
+		Env     string    `json:"env"`
+		Spec    string    `json:"spec"`
+		NextRun time.Time `json:"next_run"`
+	}
+	var rows []row
+	for _, en := range scheduler.Entries(e.cfg) {
+		next, err := scheduler.NextRun(en, now)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{en.Name, en.Env, en.Spec, next})
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := e.table("ENTRY", "SPEC", "VARIABLE", "NEXT RUN ("+loc.String()+")", "IN")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Entry, r.Spec, r.Env, r.NextRun.Format("Mon 2006-01-02 15:04"), r.NextRun.Sub(now).Round(time.Second))
+	}
+	return tw.Flush()
+}
