@@ -1,0 +1,108 @@
+// Package compliance is why CleanTrack exists: it finds equipment whose
+// cleaning is overdue, opens an alert for it and tells the people who must act,
+// and reports each account's compliance once a week. Its Asynq handlers work
+// set-based through the store, page by page, so a million pieces of equipment
+// cost neither a million statements nor a million rows in memory; emails are
+// only enqueued, through the email service.
+package compliance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/email"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// Mailer enqueues CleanTrack's compliance emails; *email.Service is one. The
+// key is the email's idempotency key: the same key is sent at most once,
+// however often it is enqueued.
+type Mailer interface {
+	SendOverdueAlertEmail(ctx context.Context, to string, data email.OverdueAlertData, key string) (taskID string, err error)
+	SendWeeklyComplianceSummary(ctx context.Context, to string, data email.WeeklySummaryData, key string) (taskID string, err error)
+}
+
+// Defaults for Options left zero.
+const (
+	DefaultScanBatch      = 10000
+	DefaultAccountPage    = 500
+	DefaultEnqueueWorkers = 8
+)
+
+// Options tune the jobs; the zero value of each field takes its default.
+type Options struct {
+	// SiteURL prefixes links in emails (SITE_URL), without a trailing slash.
+	SiteURL string
+	// Grace delays "overdue" past the due time (OVERDUE_GRACE).
+	Grace time.Duration
+	// ScanBatch is how many pieces of equipment one scan statement covers.
+	ScanBatch int
+	// AccountPage is how many accounts one weekly-summary statement covers.
+	AccountPage int
+	// EnqueueWorkers is how many emails or tasks are enqueued at once.
+	EnqueueWorkers int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service runs the overdue scan and the weekly summaries. Build it with New.
+type Service struct {
+	store  *postgres.Store
+	mailer Mailer
+	enq    queue.Enqueuer
+	log    *slog.Logger
+	opt    Options
+}
+
+// New builds the compliance service. enq enqueues the per-account summary
+// tasks of the weekly fan-out.
+func New(store *postgres.Store, mailer Mailer, enq queue.Enqueuer, log *slog.Logger, opt Options) *Service {
+	if opt.ScanBatch <= 0 {
+		opt.ScanBatch = DefaultScanBatch
+	}
+	if opt.AccountPage <= 0 {
+		opt.AccountPage = DefaultAccountPage
+	}
+	if opt.EnqueueWorkers <= 0 {
+		opt.EnqueueWorkers = DefaultEnqueueWorkers
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Service{store: store, mailer: mailer, enq: enq, log: log, opt: opt}
+}
+
+// Register adds the compliance handlers to mux: the overdue scan, the weekly
+// fan-out and the per-account weekly summary.
+func (s *Service) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(tasks.TypeOverdueScan, s.HandleOverdueScan)
+	mux.HandleFunc(tasks.TypeWeeklySummary, s.HandleWeeklySummary)
+	mux.HandleFunc(tasks.TypeWeeklySummaryAccount, s.HandleWeeklySummaryAccount)
+}
+
+func (s *Service) now() time.Time { return s.opt.Now().UTC().Truncate(time.Microsecond) }
+
+// userName is how an email greets a user: the full name, else the address.
+func userName(first, last, addr string) string {
+	switch {
+	case first != "" && last != "":
+		return first + " " + last
+	case first != "" || last != "":
+		return first + last
+	}
+	return addr
+}
+
+// decode reads a payload; one that does not decode never will.
+func decode(t *asynq.Task, v any) error {
+	if err := tasks.Decode(t.Type(), t.Payload(), v); err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package compliance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/email"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// ScanResult counts what one overdue scan did.
+type ScanResult struct {
+	Resolved int64 // alerts resolved: equipment cleaned since, or deactivated
+	Opened   int   // alerts opened
+	Notified int   // alerts whose emails were enqueued (opened now or owed from before)
+	Emails   int   // emails enqueued
+}
+
+// HandleOverdueScan is the cleaning:overdue_scan handler. It is idempotent:
+// the active-alert uniqueness makes a second scan open nothing, and each
+// email's key (overdue/<alert>/<user>) makes it go out once.
+func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
+	var p tasks.OverdueScanPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	start := time.Now()
+	r, err := s.Scan(ctx, p.AccountID)
+	if err != nil {
+		return err
+	}
+	s.log.Info("overdue scan done",
+		slog.Int64("account_id", p.AccountID),
+		slog.Int64("resolved", r.Resolved),
+		slog.Int("opened", r.Opened),
+		slog.Int("notified", r.Notified),
+		slog.Int("emails", r.Emails),
+		slog.Duration("duration", time.Since(start)))
+	return nil
+}
+
+// scanRange is a page of equipment ids, (after, through], whose alerts were
+// opened and whose emails are to be enqueued.
+type scanRange struct{ after, through int64 }
+
+// Scan resolves the alerts of equipment cleaned or deactivated since, then
+// walks the equipment (of accountID only, when it is not 0) in pages by id:
+// one statement per page opens the alerts of the newly overdue, and the
+// emails every still-unnotified alert of the page owes are enqueued while the
+// next page is scanned. An alert is marked notified only after all its emails
+// are enqueued, so an alert opened by a scan that crashed before enqueueing
+// gets its emails from the next scan; their keys keep them single.
+func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error) {
+	now := s.now()
+	cutoff := now.Add(-s.opt.Grace)
+	var r ScanResult
+	resolved, err := s.store.ResolveOverdueAlerts(ctx, accountID, cutoff, now)
+	if err != nil {
+		return r, err
+	}
+	r.Resolved = resolved
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan scanRange, 2)
+	notified := make(chan error, 1)
+	go func() {
+		var err error
+		for pg := range pages {
+			if err != nil {
+				continue // drain, so the scanning side never blocks
+			}
+			var alerts, emails int
+			alerts, emails, err = s.notifyRange(ctx, accountID, pg, now)
+			r.Notified += alerts
+			r.Emails += emails
+			if err != nil {
+				cancel()
+			}
+		}
+		notified <- err
+	}()
+
+	var after int64
+	var scanErr error
+	for {
+		b, err := s.store.OpenOverdueAlerts(ctx, accountID, after, s.opt.ScanBatch, cutoff, now)
+		if err != nil {
+			scanErr = err
+			break
+		}
+		if b.LastID == 0 {
+			break
+		}
+		r.Opened += b.Opened
+		pages <- scanRange{after: after, through: b.LastID}
+		after = b.LastID
+	}
+	close(pages)
+	notifyErr := <-notified
+	if notifyErr != nil {
+		return r, notifyErr
+	}
+	return r, scanErr
+}
+
+// notifyRange enqueues the emails owed by the unnotified active alerts of one
+// page and marks those alerts notified.
+func (s *Service) notifyRange(ctx context.Context, accountID int64, pg scanRange, now time.Time) (alerts, emails int, err error) {
+	var ids []int64
+	p := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, n postgres.AlertNotice) error {
+		key := "overdue/" + strconv.FormatInt(n.AlertID, 10) + "/" + strconv.FormatInt(n.UserID, 10)
+		if _, err := s.mailer.SendOverdueAlertEmail(ctx, n.Email, s.overdueData(n, now), key); err != nil {
+			return fmt.Errorf("enqueue overdue email %s: %w", key, err)
+		}
+		return nil
+	})
+	streamErr := s.store.EachUnnotifiedAlert(ctx, accountID, pg.after, pg.through, func(n postgres.AlertNotice) error {
+		if len(ids) == 0 || ids[len(ids)-1] != n.AlertID {
+			ids = append(ids, n.AlertID)
+		}
+		emails++
+		return p.submit(n)
+	})
+	if err := p.wait(); err != nil {
+		return 0, 0, err
+	}
+	if streamErr != nil {
+		return 0, 0, streamErr
+	}
+	if err := s.store.MarkAlertsNotified(ctx, ids, now); err != nil {
+		return 0, 0, err
+	}
+	return len(ids), emails, nil
+}
+
+// overdueData is the overdue-alert email's full context.
+func (s *Service) overdueData(n postgres.AlertNotice, now time.Time) email.OverdueAlertData {
+	d := email.OverdueAlertData{
+		UserName:          userName(n.FirstName, n.LastName, n.Email),
+		AccountName:       n.AccountName,
+		EquipmentName:     n.EquipmentName,
+		SerialNumber:      n.SerialNumber,
+		LocationName:      n.LocationName,
+		OverdueHours:      int(now.Sub(n.DueAt) / time.Hour),
+		ProtocolName:      n.ProtocolName,
+		ProtocolSteps:     []string(n.ProtocolSteps),
+		EstimatedDuration: n.EstimatedDuration,
+		RequiredChemicals: []string(n.RequiredChemicals),
+		EquipmentURL:      s.opt.SiteURL + "/equipment/" + strconv.FormatInt(n.EquipmentID, 10),
+		AlertID:           n.AlertID,
+		Timestamp:         n.OpenedAt,
+		Timezone:          n.Timezone,
+	}
+	if n.LastCleanedAt.Valid {
+		t := n.LastCleanedAt.Time
+		d.LastCleanedDate = &t
+	}
+	if d.OverdueHours < 0 {
+		d.OverdueHours = 0
+	}
+	return d
+}

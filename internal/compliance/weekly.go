@@ -1,0 +1,222 @@
+package compliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/email"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// ParseISOWeek reads an ISO 8601 week such as "2026-W47" and returns the date
+// (at UTC midnight) of its Monday.
+func ParseISOWeek(s string) (time.Time, error) {
+	year, week, ok := strings.Cut(strings.TrimSpace(s), "-W")
+	y, err1 := strconv.Atoi(year)
+	w, err2 := strconv.Atoi(week)
+	if !ok || err1 != nil || err2 != nil || len(year) != 4 || len(week) != 2 || w < 1 || w > 53 {
+		return time.Time{}, fmt.Errorf("week %q is not an ISO week like 2026-W47", s)
+	}
+	// Week 1 is the week holding January 4th.
+	jan4 := time.Date(y, time.January, 4, 0, 0, 0, 0, time.UTC)
+	monday := jan4.AddDate(0, 0, -(int(jan4.Weekday())+6)%7+(w-1)*7)
+	if gy, gw := monday.ISOWeek(); gy != y || gw != w {
+		return time.Time{}, fmt.Errorf("week %q does not exist: %d has no week %d", s, y, w)
+	}
+	return monday, nil
+}
+
+// ISOWeek formats the ISO week holding t, in t's location: "2026-W47".
+func ISOWeek(t time.Time) string {
+	y, w := t.ISOWeek()
+	return fmt.Sprintf("%04d-W%02d", y, w)
+}
+
+// HandleWeeklySummary is the report:weekly_summary fan-out. It pages through
+// the reporting accounts (status trialing, active or past_due; one account
+// when the payload names it), records each page's figures in one statement,
+// and enqueues one report:weekly_summary_account task per account whose
+// report is not sent yet. Task ids (account and week) and the recorded rows
+// make a repeated fan-out harmless.
+func (s *Service) HandleWeeklySummary(ctx context.Context, t *asynq.Task) error {
+	var p tasks.WeeklySummaryPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	week := postgres.WeekSpec{Ref: p.Slot}
+	if week.Ref.IsZero() {
+		week.Ref = s.now()
+	}
+	if p.Week != "" {
+		monday, err := ParseISOWeek(p.Week)
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		week.Monday = monday
+	}
+	start := time.Now()
+	r, err := s.FanOut(ctx, p.AccountID, week)
+	if err != nil {
+		return err
+	}
+	s.log.Info("weekly summary fan-out done",
+		slog.Int64("account_id", p.AccountID),
+		slog.String("week", p.Week),
+		slog.Int("accounts", r.Accounts),
+		slog.Int("enqueued", r.Enqueued),
+		slog.Int("already_sent", r.AlreadySent),
+		slog.Duration("duration", time.Since(start)))
+	return nil
+}
+
+// FanOutResult counts what one weekly fan-out did.
+type FanOutResult struct {
+	Accounts    int // reporting accounts seen
+	Enqueued    int // per-account tasks enqueued (or already queued)
+	AlreadySent int // accounts whose report for the week was sent before
+}
+
+// FanOut records the selected week's figures of every reporting account (or
+// of onlyAccount), a page at a time, and enqueues the per-account tasks.
+func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.WeekSpec) (FanOutResult, error) {
+	var r FanOutResult
+	p := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, rep postgres.PendingReport) error {
+		task, opts, err := tasks.NewWeeklySummaryAccount(rep.AccountID, rep.ISOWeek)
+		if err != nil {
+			return err
+		}
+		_, _, err = queue.Enqueue(ctx, s.enq, task, opts...)
+		return err
+	})
+	var after int64
+	var pageErr error
+	for pageErr == nil {
+		var ids []int64
+		ids, pageErr = s.store.ReportingAccountIDs(ctx, after, s.opt.AccountPage, onlyAccount)
+		if pageErr != nil || len(ids) == 0 {
+			break
+		}
+		after = ids[len(ids)-1]
+		var reps []postgres.PendingReport
+		reps, pageErr = s.store.RecordWeeklyReports(ctx, ids, week, s.now())
+		r.Accounts += len(ids)
+		for _, rep := range reps {
+			if rep.Sent {
+				r.AlreadySent++
+				continue
+			}
+			if pageErr = p.submit(rep); pageErr != nil {
+				break
+			}
+			r.Enqueued++
+		}
+	}
+	if err := p.wait(); err != nil {
+		return r, err
+	}
+	return r, pageErr
+}
+
+// HandleWeeklySummaryAccount is the report:weekly_summary_account handler:
+// it sends one account's recorded report for one week to the account's owner
+// and admins (recording the figures first when the fan-out did not), then
+// marks the report sent. A report marked sent is never sent again; a retry
+// before that re-enqueues the same emails under the same keys
+// (weekly/<account>/<week>/<user>), which send once.
+func (s *Service) HandleWeeklySummaryAccount(ctx context.Context, t *asynq.Task) error {
+	var p tasks.WeeklySummaryAccountPayload
+	if err := decode(t, &p); err != nil {
+		return err
+	}
+	n, err := s.SendWeeklyReport(ctx, p.AccountID, p.Week)
+	if err != nil {
+		return err
+	}
+	s.log.Info("weekly summary sent",
+		slog.Int64("account_id", p.AccountID),
+		slog.String("week", p.Week),
+		slog.Int("emails", n))
+	return nil
+}
+
+// SendWeeklyReport enqueues the weekly summary emails of one account and ISO
+// week and returns how many it enqueued (0 when the report was sent before).
+// HandleWeeklySummaryAccount describes the guarantees.
+func (s *Service) SendWeeklyReport(ctx context.Context, accountID int64, week string) (int, error) {
+	monday, err := ParseISOWeek(week)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	rep, err := s.store.WeeklyReport(ctx, accountID, week)
+	if errors.Is(err, postgres.ErrNotFound) {
+		if _, err := s.store.RecordWeeklyReports(ctx, []int64{accountID}, postgres.WeekSpec{Monday: monday}, s.now()); err != nil {
+			return 0, err
+		}
+		rep, err = s.store.WeeklyReport(ctx, accountID, week)
+	}
+	if errors.Is(err, postgres.ErrNotFound) {
+		return 0, fmt.Errorf("account %d does not exist: %w", accountID, asynq.SkipRetry)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if rep.SentAt.Valid {
+		return 0, nil
+	}
+	acc, err := s.store.ReportAccountByID(ctx, accountID)
+	if err != nil {
+		return 0, err
+	}
+	recipients, err := s.store.WeeklySummaryRecipients(ctx, accountID)
+	if err != nil {
+		return 0, err
+	}
+	for _, u := range recipients {
+		key := fmt.Sprintf("weekly/%d/%s/%d", accountID, week, u.UserID)
+		data := s.weeklyData(acc, rep, u)
+		if _, err := s.mailer.SendWeeklyComplianceSummary(ctx, u.Email, data, key); err != nil {
+			return 0, fmt.Errorf("enqueue weekly summary %s: %w", key, err)
+		}
+	}
+	if _, err := s.store.MarkWeeklyReportSent(ctx, accountID, week, s.now()); err != nil {
+		return 0, err
+	}
+	return len(recipients), nil
+}
+
+// weeklyData is the weekly summary email's context. StartDate is the week's
+// first instant (Monday 00:00 in the account's zone); EndDate its last day's
+// end, the following Monday 00:00, exclusive.
+func (s *Service) weeklyData(acc postgres.ReportAccount, rep postgres.WeeklyReport, u postgres.Recipient) email.WeeklySummaryData {
+	f := rep.Figures
+	d := email.WeeklySummaryData{
+		UserName:           userName(u.FirstName, u.LastName, u.Email),
+		AccountName:        acc.Name,
+		StartDate:          rep.PeriodStart,
+		EndDate:            rep.PeriodEnd,
+		TotalEquipment:     f.TotalEquipment,
+		CleaningsCompleted: f.CleaningsCompleted,
+		ActiveAlerts:       f.ActiveAlerts,
+		ComplianceRate:     f.ComplianceRate,
+		TopLocations:       make([]email.LocationSummary, 0, len(f.TopLocations)),
+		Alerts:             make([]email.AlertSummary, 0, len(f.Alerts)),
+		DashboardURL:       s.opt.SiteURL + "/dashboard",
+		Timezone:           acc.Timezone,
+	}
+	for _, l := range f.TopLocations {
+		d.TopLocations = append(d.TopLocations, email.LocationSummary{Name: l.Name, Cleanings: l.Cleanings, ComplianceRate: l.ComplianceRate})
+	}
+	for _, a := range f.Alerts {
+		d.Alerts = append(d.Alerts, email.AlertSummary{EquipmentName: a.EquipmentName, LocationName: a.LocationName, HoursOverdue: a.HoursOverdue})
+	}
+	return d
+}
