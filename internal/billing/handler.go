@@ -1,0 +1,426 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// Stripe event types the worker applies. The web process accepts only these.
+const (
+	EventCustomerCreated         = "customer.created"
+	EventSubscriptionCreated     = "customer.subscription.created"
+	EventSubscriptionUpdated     = "customer.subscription.updated"
+	EventSubscriptionDeleted     = "customer.subscription.deleted"
+	EventInvoicePaymentSucceeded = "invoice.payment_succeeded"
+	EventInvoicePaymentFailed    = "invoice.payment_failed"
+)
+
+// EventTypes lists every supported event type.
+var EventTypes = []string{
+	EventCustomerCreated,
+	EventSubscriptionCreated,
+	EventSubscriptionUpdated,
+	EventSubscriptionDeleted,
+	EventInvoicePaymentSucceeded,
+	EventInvoicePaymentFailed,
+}
+
+// Stripe subscription statuses CleanTrack acts on.
+const (
+	StatusActive     = "active"
+	StatusPastDue    = "past_due"
+	StatusUnpaid     = "unpaid"
+	StatusIncomplete = "incomplete"
+	StatusCanceled   = "canceled"
+)
+
+// Notifier hands billing news to the people of an account (internal/email
+// implements it by enqueuing email:send tasks). The handler calls it only
+// after the event's transaction committed, and calls it again whenever the
+// same event runs again (a redelivery, a replay), because the enqueue may
+// have failed after the commit: implementations must be idempotent. An error
+// makes the task retry.
+type Notifier interface {
+	// SubscriptionCreated announces a new subscription (the welcome email).
+	SubscriptionCreated(ctx context.Context, accountID int64, subscriptionID string) error
+	// PaymentFailed announces a failed invoice payment; the details are in
+	// invoice_payment_failures under (invoiceID, attemptCount).
+	PaymentFailed(ctx context.Context, accountID int64, invoiceID string, attemptCount int) error
+}
+
+// Defaults for the re-drive sweep.
+const (
+	DefaultRedriveMinAge   = time.Minute
+	DefaultRedrivePageSize = 500
+)
+
+// Handler runs the billing tasks: stripe:event and stripe:inbox_redrive.
+type Handler struct {
+	Store    *postgres.Store
+	Notifier Notifier       // nil: no notifications
+	Enqueuer queue.Enqueuer // for the re-drive sweep
+	Log      *slog.Logger
+
+	// RedriveMinAge is how long an inbox row must have waited before the
+	// sweep enqueues it again; the web process enqueues it itself first.
+	RedriveMinAge time.Duration
+	// RedrivePageSize is how many rows the sweep reads per query.
+	RedrivePageSize int
+}
+
+// NewHandler builds a Handler with the default sweep settings. notifier may
+// be nil.
+func NewHandler(store *postgres.Store, notifier Notifier, enq queue.Enqueuer, log *slog.Logger) *Handler {
+	return &Handler{
+		Store:           store,
+		Notifier:        notifier,
+		Enqueuer:        enq,
+		Log:             log,
+		RedriveMinAge:   DefaultRedriveMinAge,
+		RedrivePageSize: DefaultRedrivePageSize,
+	}
+}
+
+// Register adds the billing task handlers to mux.
+func (h *Handler) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(tasks.TypeStripeEvent, h.ProcessStripeEvent)
+	mux.HandleFunc(tasks.TypeInboxRedrive, h.ProcessInboxRedrive)
+}
+
+// ProcessStripeEvent is the stripe:event handler. It applies the inbox row
+// named by the payload to its account exactly once (see
+// postgres.Store.ApplyBillingEvent), then notifies.
+//
+// Every failed attempt is counted on the row with a sentence naming what is
+// wrong. An event whose customer no account has yet is retried with backoff
+// (the customer.created link may be racing it); at the last retry, and at
+// once for a malformed event (asynq.SkipRetry), the row gets failed_at as the
+// task is archived.
+func (h *Handler) ProcessStripeEvent(ctx context.Context, t *asynq.Task) error {
+	var p tasks.StripeEventPayload
+	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if p.EventID == "" {
+		return fmt.Errorf("%s task names no event: %w", t.Type(), asynq.SkipRetry)
+	}
+	row, err := h.Store.StripeEventByID(ctx, p.EventID)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return fmt.Errorf("no stripe_events row has id %s: %w", p.EventID, asynq.SkipRetry)
+	}
+	if err != nil {
+		return fmt.Errorf("load stripe event %s: %w", p.EventID, err)
+	}
+	if err := h.apply(ctx, row); err != nil {
+		return h.failed(ctx, row.ID, err)
+	}
+	return nil
+}
+
+// failed records the failed attempt on the inbox row and returns the error
+// for Asynq: SkipRetry for a malformed event, as is otherwise.
+func (h *Handler) failed(ctx context.Context, eventID string, cause error) error {
+	permanent := errors.Is(cause, ErrMalformed)
+	final := permanent || lastAttempt(ctx)
+	// Record even when the task's context is done (shutdown, timeout): the
+	// row is what ops looks at.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := h.Store.RecordStripeEventFailure(rctx, eventID, cause.Error(), final); err != nil {
+		cause = errors.Join(cause, err)
+	}
+	if permanent {
+		return fmt.Errorf("%w: %w", cause, asynq.SkipRetry)
+	}
+	return cause
+}
+
+// lastAttempt reports whether Asynq archives the task if this attempt fails.
+func lastAttempt(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	m, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= m
+}
+
+func (h *Handler) apply(ctx context.Context, row postgres.InboxEvent) error {
+	ev, err := DecodeEvent(row.Payload)
+	if err != nil {
+		return err
+	}
+	if ev.ID != row.ID || ev.Type != row.Type {
+		return malformed("payload is event %s (%s), but the row is %s (%s)", ev.ID, ev.Type, row.ID, row.Type)
+	}
+	if row.ProcessedAt != nil {
+		// Done before; only the notification may have been lost.
+		return h.renotify(ctx, ev)
+	}
+	switch ev.Type {
+	case EventCustomerCreated:
+		return h.customerCreated(ctx, ev)
+	case EventSubscriptionCreated, EventSubscriptionUpdated:
+		return h.subscriptionChanged(ctx, ev)
+	case EventSubscriptionDeleted:
+		return h.subscriptionDeleted(ctx, ev)
+	case EventInvoicePaymentSucceeded:
+		return h.paymentSucceeded(ctx, ev)
+	case EventInvoicePaymentFailed:
+		return h.paymentFailed(ctx, ev)
+	}
+	note := fmt.Sprintf("event type %s is not one CleanTrack applies; nothing changed", ev.Type)
+	if _, err := h.Store.MarkStripeEventProcessed(ctx, ev.ID, note); err != nil {
+		return err
+	}
+	h.logOutcome(ctx, ev, 0, "skipped", note)
+	return nil
+}
+
+// errNoAccount is the retryable failure of an event whose customer is not
+// linked to any account (yet).
+func errNoAccount(customerID string) error {
+	return fmt.Errorf("no account has Stripe customer %s", customerID)
+}
+
+func (h *Handler) accountFor(ctx context.Context, customerID ExpandableID) (postgres.Account, error) {
+	a, err := h.Store.AccountByStripeCustomer(ctx, string(customerID))
+	if errors.Is(err, postgres.ErrNotFound) {
+		return postgres.Account{}, errNoAccount(string(customerID))
+	}
+	return a, err
+}
+
+func (h *Handler) customerCreated(ctx context.Context, ev Event) error {
+	c, err := ev.DecodeCustomer()
+	if err != nil {
+		return err
+	}
+	raw := c.Metadata["account_id"]
+	accountID, perr := strconv.ParseInt(raw, 10, 64)
+	note := ""
+	switch {
+	case raw == "":
+		note = fmt.Sprintf("customer %s has no metadata.account_id; no account linked", c.ID)
+	case perr != nil || accountID <= 0:
+		note = fmt.Sprintf("customer %s has metadata.account_id %q, which is not an account id; no account linked", c.ID, raw)
+	default:
+		if _, err := h.Store.AccountByID(ctx, accountID); errors.Is(err, postgres.ErrNotFound) {
+			note = fmt.Sprintf("customer %s names account %d in metadata.account_id, and no such account exists; no account linked", c.ID, accountID)
+		} else if err != nil {
+			return err
+		}
+	}
+	if note != "" {
+		if _, err := h.Store.MarkStripeEventProcessed(ctx, ev.ID, note); err != nil {
+			return err
+		}
+		h.logOutcome(ctx, ev, 0, "skipped", note)
+		return nil
+	}
+	res, err := h.Store.LinkStripeCustomer(ctx, ev.ID, accountID, c.ID)
+	if err != nil {
+		return err
+	}
+	h.logOutcome(ctx, ev, accountID, res.Outcome.String(), res.Note)
+	return nil
+}
+
+func (h *Handler) subscriptionChanged(ctx context.Context, ev Event) error {
+	sub, err := ev.DecodeSubscription()
+	if err != nil {
+		return err
+	}
+	acct, err := h.accountFor(ctx, sub.Customer)
+	if err != nil {
+		return err
+	}
+	change := postgres.BillingChange{SubscriptionID: &sub.ID, Status: &sub.Status}
+	if end := sub.PeriodEnd(); !end.IsZero() {
+		change.SubscriptionEndDate = &end
+	}
+	note := ""
+	switch price := sub.PriceID(); price {
+	case "":
+		note = fmt.Sprintf("warning: subscription %s has no price; plan left as %s", sub.ID, acct.Plan)
+	default:
+		plan, err := h.Store.PlanByPriceID(ctx, price)
+		switch {
+		case errors.Is(err, postgres.ErrNotFound):
+			note = fmt.Sprintf("warning: price %s of subscription %s matches no plan; plan left as %s", price, sub.ID, acct.Plan)
+		case err != nil:
+			return err
+		default:
+			change.Plan = &plan.Code
+		}
+	}
+	res, err := h.Store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, note)
+	if err != nil {
+		return err
+	}
+	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note)
+	if ev.Type == EventSubscriptionCreated {
+		return h.notifySubscriptionCreated(ctx, acct.ID, sub.ID)
+	}
+	return nil
+}
+
+func (h *Handler) subscriptionDeleted(ctx context.Context, ev Event) error {
+	sub, err := ev.DecodeSubscription()
+	if err != nil {
+		return err
+	}
+	acct, err := h.accountFor(ctx, sub.Customer)
+	if err != nil {
+		return err
+	}
+	ended := sub.EndedTime()
+	if ended.IsZero() {
+		ended = ev.CreatedAt()
+	}
+	canceled := StatusCanceled
+	change := postgres.BillingChange{Status: &canceled, SubscriptionEndDate: &ended, OnlySubscription: sub.ID}
+	res, err := h.Store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
+	if err != nil {
+		return err
+	}
+	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note)
+	return nil
+}
+
+func (h *Handler) paymentSucceeded(ctx context.Context, ev Event) error {
+	in, err := ev.DecodeInvoice()
+	if err != nil {
+		return err
+	}
+	acct, err := h.accountFor(ctx, in.Customer)
+	if err != nil {
+		return err
+	}
+	paidAt := ev.CreatedAt()
+	if in.StatusTransitions.PaidAt != 0 {
+		paidAt = time.Unix(in.StatusTransitions.PaidAt, 0).UTC()
+	}
+	active := StatusActive
+	change := postgres.BillingChange{
+		Status:      &active,
+		StatusFrom:  []string{StatusPastDue, StatusUnpaid, StatusIncomplete},
+		LastPayment: &postgres.Payment{At: paidAt, Amount: in.AmountPaid, Currency: in.Currency},
+	}
+	res, err := h.Store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
+	if err != nil {
+		return err
+	}
+	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note, slog.String("invoice_id", in.ID), slog.String("subscription_id", in.SubscriptionID()))
+	return nil
+}
+
+func (h *Handler) paymentFailed(ctx context.Context, ev Event) error {
+	in, err := ev.DecodeInvoice()
+	if err != nil {
+		return err
+	}
+	acct, err := h.accountFor(ctx, in.Customer)
+	if err != nil {
+		return err
+	}
+	pastDue := StatusPastDue
+	change := postgres.BillingChange{
+		Status: &pastDue,
+		PaymentFailure: &postgres.InvoicePaymentFailure{
+			InvoiceID:        in.ID,
+			AttemptCount:     in.AttemptCount,
+			AmountDue:        in.AmountDue,
+			Currency:         in.Currency,
+			NextAttemptAt:    in.NextAttempt(),
+			HostedInvoiceURL: in.HostedInvoiceURL,
+		},
+	}
+	res, err := h.Store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
+	if err != nil {
+		return err
+	}
+	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note, slog.String("invoice_id", in.ID), slog.String("subscription_id", in.SubscriptionID()))
+	return h.notifyPaymentFailed(ctx, acct.ID, in)
+}
+
+// renotify repeats the notification of an event processed earlier: the
+// enqueue may have failed after the commit, and the notifier deduplicates.
+func (h *Handler) renotify(ctx context.Context, ev Event) error {
+	if h.Notifier == nil {
+		return nil
+	}
+	switch ev.Type {
+	case EventSubscriptionCreated:
+		sub, err := ev.DecodeSubscription()
+		if err != nil {
+			return err
+		}
+		acct, err := h.Store.AccountByStripeCustomer(ctx, string(sub.Customer))
+		if errors.Is(err, postgres.ErrNotFound) {
+			return nil // unlinked since; nobody to tell
+		}
+		if err != nil {
+			return err
+		}
+		return h.notifySubscriptionCreated(ctx, acct.ID, sub.ID)
+	case EventInvoicePaymentFailed:
+		in, err := ev.DecodeInvoice()
+		if err != nil {
+			return err
+		}
+		acct, err := h.Store.AccountByStripeCustomer(ctx, string(in.Customer))
+		if errors.Is(err, postgres.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return h.notifyPaymentFailed(ctx, acct.ID, in)
+	}
+	return nil
+}
+
+func (h *Handler) notifySubscriptionCreated(ctx context.Context, accountID int64, subscriptionID string) error {
+	if h.Notifier == nil {
+		return nil
+	}
+	if err := h.Notifier.SubscriptionCreated(ctx, accountID, subscriptionID); err != nil {
+		return fmt.Errorf("event applied, but notifying account %d of subscription %s failed: %w", accountID, subscriptionID, err)
+	}
+	return nil
+}
+
+func (h *Handler) notifyPaymentFailed(ctx context.Context, accountID int64, in Invoice) error {
+	if h.Notifier == nil {
+		return nil
+	}
+	if err := h.Notifier.PaymentFailed(ctx, accountID, in.ID, in.AttemptCount); err != nil {
+		return fmt.Errorf("event applied, but notifying account %d of the failed payment of invoice %s failed: %w", accountID, in.ID, err)
+	}
+	return nil
+}
+
+func (h *Handler) logOutcome(ctx context.Context, ev Event, accountID int64, outcome, note string, attrs ...slog.Attr) {
+	if h.Log == nil {
+		return
+	}
+	attrs = append([]slog.Attr{
+		slog.String("event_id", ev.ID),
+		slog.String("event_type", ev.Type),
+		slog.String("api_version", ev.APIVersion),
+		slog.Int64("account_id", accountID),
+		slog.String("outcome", outcome),
+	}, attrs...)
+	if note != "" {
+		attrs = append(attrs, slog.String("note", note))
+	}
+	h.Log.LogAttrs(ctx, slog.LevelInfo, "stripe event processed", attrs...)
+}

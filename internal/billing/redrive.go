@@ -1,0 +1,80 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// RedriveResult counts what one sweep did.
+type RedriveResult struct {
+	Enqueued   int // tasks put back in the queue: Redis had lost them
+	Duplicates int // rows whose task was still queued, running or retrying
+}
+
+// ProcessInboxRedrive is the stripe:inbox_redrive handler (one run per cron
+// slot, enqueued by the scheduler). See Redrive.
+func (h *Handler) ProcessInboxRedrive(ctx context.Context, t *asynq.Task) error {
+	var p tasks.InboxRedrivePayload
+	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	res, err := h.Redrive(ctx)
+	if err != nil {
+		return err
+	}
+	if h.Log != nil && res.Enqueued > 0 {
+		h.Log.LogAttrs(ctx, slog.LevelWarn, "stripe events re-driven from the inbox",
+			slog.Time("slot", p.Slot),
+			slog.Int("enqueued", res.Enqueued),
+			slog.Int("duplicates", res.Duplicates))
+	}
+	return nil
+}
+
+// Redrive enqueues a stripe:event task for every inbox row that is neither
+// processed nor failed and was received more than RedriveMinAge ago. The task
+// keeps the event id as its TaskID, so a row whose task is still in Redis
+// counts as a duplicate and is not doubled; one Redis lost is thus re-driven
+// within a sweep. Running it twice at once is harmless for the same reason.
+func (h *Handler) Redrive(ctx context.Context) (RedriveResult, error) {
+	var res RedriveResult
+	size := h.RedrivePageSize
+	if size <= 0 {
+		size = DefaultRedrivePageSize
+	}
+	before := time.Now().Add(-h.RedriveMinAge)
+	var after *postgres.PendingStripeEvent
+	for {
+		page, err := h.Store.PendingStripeEvents(ctx, before, after, size)
+		if err != nil {
+			return res, err
+		}
+		for _, row := range page {
+			task, opts, err := tasks.NewStripeEvent(row.ID, row.Type)
+			if err != nil {
+				return res, fmt.Errorf("redrive stripe event %s: %w", row.ID, err)
+			}
+			_, dup, err := queue.Enqueue(ctx, h.Enqueuer, task, opts...)
+			if err != nil {
+				return res, fmt.Errorf("redrive stripe event %s (%d enqueued before it): %w", row.ID, res.Enqueued, err)
+			}
+			if dup {
+				res.Duplicates++
+			} else {
+				res.Enqueued++
+			}
+		}
+		if len(page) < size {
+			return res, nil
+		}
+		after = &page[len(page)-1]
+	}
+}
