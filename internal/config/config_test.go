@@ -1,0 +1,106 @@
+package config_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/config"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, config.DefaultDatabaseURL, c.DatabaseURL)
+	assert.Equal(t, config.DefaultRedisURL, c.RedisURL)
+	assert.Equal(t, 8000, c.Port)
+	assert.Equal(t, 300*time.Second, c.StripeWebhookTolerance)
+	assert.Equal(t, slog.LevelInfo, c.LogLevel)
+	assert.Equal(t, "json", c.LogFormat)
+	assert.Equal(t, 2, c.EmailRatePerSecond)
+	assert.Equal(t, "./tmp/outbox", c.EmailOutboxDir)
+	assert.Equal(t, "*/15 * * * *", c.OverdueScanCron)
+	assert.Equal(t, "0 6 * * MON", c.WeeklySummaryCron)
+	assert.Equal(t, time.UTC, c.SchedulerTimezone)
+	assert.Equal(t, "127.0.0.1:8001", c.AdminAddr)
+	assert.Empty(t, c.StripeWebhookSecrets)
+	assert.Error(t, c.RequireWebhookSecret())
+}
+
+func TestParsesValues(t *testing.T) {
+	c, err := config.Load(env(map[string]string{
+		"STRIPE_WEBHOOK_SECRET":    " whsec_new , whsec_old ,",
+		"STRIPE_WEBHOOK_TOLERANCE": "120",
+		"PORT":                     "9000",
+		"LOG_LEVEL":                "debug",
+		"LOG_FORMAT":               "TEXT",
+		"SCHEDULER_TIMEZONE":       "Europe/Berlin",
+		"OVERDUE_GRACE":            "2h",
+		"SITE_URL":                 "https://app.cleantrack.example/",
+		"REDIS_URL":                "redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379?master=main",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"whsec_new", "whsec_old"}, c.StripeWebhookSecrets)
+	assert.NoError(t, c.RequireWebhookSecret())
+	assert.Equal(t, 120*time.Second, c.StripeWebhookTolerance)
+	assert.Equal(t, 9000, c.Port)
+	assert.Equal(t, slog.LevelDebug, c.LogLevel)
+	assert.Equal(t, "text", c.LogFormat)
+	assert.Equal(t, "Europe/Berlin", c.SchedulerTimezone.String())
+	assert.Equal(t, 2*time.Hour, c.OverdueGrace)
+	assert.Equal(t, "https://app.cleantrack.example", c.SiteURL)
+}
+
+func TestMalformedValuesNameTheVariable(t *testing.T) {
+	cases := map[string]string{
+		"DATABASE_URL":             "mysql://x",
+		"REDIS_URL":                "http://localhost",
+		"PORT":                     "http",
+		"STRIPE_WEBHOOK_TOLERANCE": "soon",
+		"WORKER_CONCURRENCY":       "0",
+		"LOG_LEVEL":                "loud",
+		"LOG_FORMAT":               "xml",
+		"EMAIL_RATE_PER_SECOND":    "-1",
+		"OVERDUE_SCAN_CRON":        "every 15 minutes",
+		"WEEKLY_SUMMARY_CRON":      "0 6 * *",
+		"SCHEDULER_TIMEZONE":       "Mars/Olympus",
+		"ADMIN_ADDR":               "8001",
+		"ADMIN_READ_ONLY":          "maybe",
+		"RESEND_BASE_URL":          "ftp://resend",
+	}
+	for name, value := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := config.Load(env(map[string]string{name: value}))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), name+":")
+		})
+	}
+	t.Run("several at once", func(t *testing.T) {
+		_, err := config.Load(env(map[string]string{"PORT": "x", "LOG_LEVEL": "y"}))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "PORT:")
+		assert.Contains(t, err.Error(), "LOG_LEVEL:")
+	})
+	t.Run("admin credentials come in pairs", func(t *testing.T) {
+		_, err := config.Load(env(map[string]string{"ADMIN_USER": "ops"}))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "ADMIN_PASSWORD")
+	})
+}
+
+func TestErrorsDoNotLeakSecrets(t *testing.T) {
+	_, err := config.Load(env(map[string]string{
+		"DATABASE_URL": "postgres://user:s3cretpw@host:bad port/db",
+		"REDIS_URL":    "redis://:hunter2@host:6379/x y%zz",
+	}))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "s3cretpw")
+	assert.NotContains(t, err.Error(), "hunter2")
+}
