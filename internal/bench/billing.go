@@ -1,0 +1,128 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// BillingResult is the billing apply figures: a backlog of subscription
+// events, all accepted by the web process first, then applied by the worker.
+type BillingResult struct {
+	Events        int     `json:"events"`
+	Concurrency   int     `json:"worker_concurrency"`
+	Seconds       float64 `json:"seconds"`
+	WallSeconds   float64 `json:"wall_seconds_incl_start"`
+	PerSec        float64 `json:"events_per_sec"`
+	RatioToPG     float64 `json:"ratio_to_pg_ceiling"`
+	AccountsExact int64   `json:"accounts_with_effect"`
+	ProcessedRows int64   `json:"processed_rows"`
+}
+
+// seedAccounts inserts n accounts, each with an owner, whose Stripe customer
+// ids are cus_<prefix>_<i>, i from 0.
+func seedAccounts(ctx context.Context, e *env, n int, prefix string) error {
+	const q = `
+WITH u AS (
+    INSERT INTO users (email, first_name, last_name)
+    SELECT $2 || '-' || i || '@bench.cleantrack.local', 'Owner', 'No' || i
+    FROM generate_series(0, $1 - 1) AS i
+    RETURNING id, last_name
+)
+INSERT INTO accounts (name, slug, owner_id, stripe_customer_id)
+SELECT 'Bench ' || u.last_name, $2 || '-' || substr(u.last_name, 3), u.id, 'cus_' || $2 || '_' || substr(u.last_name, 3)
+FROM u`
+	if _, err := e.sql.ExecContext(ctx, q, n, prefix); err != nil {
+		return fmt.Errorf("seed accounts: %w", err)
+	}
+	const m = `INSERT INTO account_members (account_id, user_id, role) SELECT id, owner_id, 'owner' FROM accounts ON CONFLICT DO NOTHING`
+	if _, err := e.sql.ExecContext(ctx, m); err != nil {
+		return fmt.Errorf("seed members: %w", err)
+	}
+	return nil
+}
+
+func phaseBilling(ctx context.Context, e *env, res *Results) error {
+	n := e.o.BillingEvents
+	if err := e.resetData(ctx); err != nil {
+		return err
+	}
+	e.stop("worker")
+	if _, err := e.start(ctx, "web", nil); err != nil {
+		return err
+	}
+	if err := seedAccounts(ctx, e, n, "bill"); err != nil {
+		return err
+	}
+	// The backlog goes in through the real intake, as Stripe would send it.
+	p := newPoster(e.webURL("/billing/webhooks/stripe/"), 16)
+	now := time.Now().Add(-time.Minute)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				s := strconv.Itoa(i)
+				body := SubscriptionEvent("evt_bill_"+s, "customer.subscription.updated", now, Subscription{
+					ID: "sub_bill_" + s, Customer: "cus_bill_" + s, Status: "active",
+					PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
+				}, Shape(i%2))
+				status, err := p.post(ctx, body, Sign(body, webhookSecret, time.Now()))
+				if err != nil || status != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("%d of %d backlog events were not accepted", f, n)
+	}
+	fmt.Fprintf(e.out, "  billing: %d events in the inbox and queue; starting the worker\n", n)
+	start := time.Now()
+	if _, err := e.start(ctx, "worker", nil); err != nil {
+		return err
+	}
+	r := &BillingResult{Events: n, Concurrency: 32}
+	ok := Eventually(ctx, 10*time.Minute, 100*time.Millisecond, func() bool {
+		_ = e.sql.QueryRowContext(ctx, `SELECT count(*) FROM stripe_events WHERE processed_at IS NOT NULL`).Scan(&r.ProcessedRows)
+		return r.ProcessedRows >= int64(n)
+	})
+	r.WallSeconds = time.Since(start).Seconds()
+	if !ok {
+		return fmt.Errorf("only %d of %d events processed after %s", r.ProcessedRows, n, time.Since(start).Round(time.Second))
+	}
+	const spread = `SELECT EXTRACT(EPOCH FROM max(processed_at) - min(processed_at)) FROM stripe_events`
+	if err := e.sql.QueryRowContext(ctx, spread).Scan(&r.Seconds); err != nil {
+		return err
+	}
+	if r.Seconds > 0 {
+		r.PerSec = float64(n-1) / r.Seconds
+	}
+	const effect = `SELECT count(*) FROM accounts WHERE status = 'active' AND stripe_subscription_id = 'sub_bill_' || substr(stripe_customer_id, 10)`
+	if err := e.sql.QueryRowContext(ctx, effect).Scan(&r.AccountsExact); err != nil {
+		return err
+	}
+	if r.AccountsExact != int64(n) {
+		return fmt.Errorf("%d events processed but only %d accounts show the change", n, r.AccountsExact)
+	}
+	if res.Ceilings != nil && res.Ceilings.PGInsertPerSec > 0 {
+		r.RatioToPG = r.PerSec / res.Ceilings.PGInsertPerSec
+	}
+	fmt.Fprintf(e.out, "  billing: %d events applied in %.2f s: %.0f events/s\n", n, r.Seconds, r.PerSec)
+	res.Billing = r
+	return nil
+}

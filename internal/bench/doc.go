@@ -1,0 +1,7 @@
+// Package bench measures CleanTrack on one machine: the raw ceilings of its
+// PostgreSQL and Redis, then the webhook intake, billing apply and email paths
+// through the real binaries, the compliance figures, and each process's peak
+// memory and idle CPU. Everything but this comment sits behind the "bench"
+// build tag (the process harness also behind "drills"), so `go test ./...`
+// never runs it; `make bench` does.
+package bench

@@ -1,0 +1,67 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// idleWindow is how long each process's CPU is sampled while nothing happens.
+const idleWindow = 10 * time.Second
+
+func phaseIdle(ctx context.Context, e *env, res *Results) error {
+	if err := e.resetData(ctx); err != nil {
+		return err
+	}
+	names := []string{"web", "worker", "scheduler"}
+	for _, n := range names {
+		if _, err := e.start(ctx, n, nil); err != nil {
+			return err
+		}
+	}
+	time.Sleep(3 * time.Second) // past start-up work
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, n := range names {
+		p := e.procs[n]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pct, err := CPUPercentOver(ctx, p.Pid(), idleWindow)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", n, err))
+				return
+			}
+			s := res.Processes[n]
+			s.IdleCPUPercent, s.IdleSeconds = pct, idleWindow.Seconds()
+			res.Processes[n] = s
+			fmt.Fprintf(e.out, "  idle %-9s %.2f%% of one core over %s\n", n, pct, idleWindow)
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// complianceRunner runs the compliance benchmark; nil until it exists.
+var complianceRunner func(ctx context.Context, adminDBURL string, e *env) (any, error)
+
+func phaseCompliance(ctx context.Context, e *env, res *Results) error {
+	if complianceRunner == nil {
+		return fmt.Errorf("the compliance benchmark is not built into this tree yet")
+	}
+	r, err := complianceRunner(ctx, e.o.AdminDBURL, e)
+	if err != nil {
+		return err
+	}
+	res.Compliance = r
+	return nil
+}

@@ -1,0 +1,118 @@
+//go:build bench
+
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+)
+
+// Targets of the issue, on this machine.
+const (
+	targetIntakeRatio   = 0.7
+	targetHalfPeakP99ms = 50.0
+	targetBillingRatio  = 0.7
+	targetIdleCPU       = 1.0 // percent of one core counts as "near zero"
+)
+
+func evaluateTargets(res *Results) []Target {
+	var ts []Target
+	if in := res.Intake; in != nil && res.Ceilings != nil {
+		ts = append(ts, Target{
+			Name:     fmt.Sprintf("intake >= %.1f x lower raw ceiling", targetIntakeRatio),
+			Measured: fmt.Sprintf("%.0f/s = %.2f x %.0f/s", in.PeakPerSec, in.RatioToCeiling, res.Ceilings.Lower()),
+			Met:      in.RatioToCeiling >= targetIntakeRatio,
+		})
+		ts = append(ts, Target{
+			Name:     fmt.Sprintf("intake p99 < %.0f ms at half peak", targetHalfPeakP99ms),
+			Measured: fmt.Sprintf("p99 %.1f ms at %.0f/s, %d errors", in.HalfPeak.P99ms, in.HalfPeak.TargetRate, in.HalfPeak.Errors),
+			Met:      in.HalfPeak.P99ms < targetHalfPeakP99ms && in.HalfPeak.Errors == 0,
+		})
+	}
+	if b := res.Billing; b != nil && res.Ceilings != nil {
+		ts = append(ts, Target{
+			Name:     fmt.Sprintf("billing apply >= %.1f x PostgreSQL ceiling", targetBillingRatio),
+			Measured: fmt.Sprintf("%.0f/s = %.2f x %.0f/s", b.PerSec, b.RatioToPG, res.Ceilings.PGInsertPerSec),
+			Met:      b.RatioToPG >= targetBillingRatio,
+		})
+	}
+	names := make([]string, 0, len(res.Processes))
+	for n := range res.Processes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		p := res.Processes[n]
+		if p.IdleSeconds == 0 {
+			continue
+		}
+		ts = append(ts, Target{
+			Name:     "idle CPU near zero: " + n,
+			Measured: fmt.Sprintf("%.2f%% of a core", p.IdleCPUPercent),
+			Met:      p.IdleCPUPercent < targetIdleCPU,
+		})
+	}
+	return ts
+}
+
+// PrintTable writes the run's figures as aligned text.
+func PrintTable(out io.Writer, res *Results) {
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "\nMachine\t%d CPUs, %s, %d MB RAM, Linux %s, %s\n", res.Machine.CPUs, res.Machine.CPUModel, res.Machine.MemoryMB, res.Machine.Kernel, res.Machine.Go)
+	fmt.Fprintln(w, "\nMeasure\tFigure\tRatio")
+	if c := res.Ceilings; c != nil {
+		fmt.Fprintf(w, "raw: asynq enqueue (%d goroutines)\t%.0f tasks/s\t\n", c.EnqueueWorkers, c.EnqueuePerSec)
+		fmt.Fprintf(w, "raw: asynq no-op processing (concurrency %d)\t%.0f tasks/s\t\n", c.NoopConcurrency, c.NoopPerSec)
+		fmt.Fprintf(w, "raw: PostgreSQL insert+commit (16 / 32 conns)\t%.0f / %.0f rows/s\t\n", c.PGInsert16PerSec, c.PGInsertPerSec)
+	}
+	if in := res.Intake; in != nil {
+		for _, s := range in.Steps {
+			fmt.Fprintf(w, "intake c=%d\t%.0f req/s, p50 %.2f / p95 %.2f / p99 %.2f ms, %d errors\t\n", s.Concurrency, s.PerSec, s.P50ms, s.P95ms, s.P99ms, s.Errors)
+		}
+		fmt.Fprintf(w, "intake peak\t%.0f req/s\t%.2f x lower ceiling\n", in.PeakPerSec, in.RatioToCeiling)
+		h := in.HalfPeak
+		fmt.Fprintf(w, "intake at half peak (%.0f/s, open loop)\tp50 %.2f / p95 %.2f / p99 %.2f ms, %d errors\t\n", h.TargetRate, h.P50ms, h.P95ms, h.P99ms, h.Errors)
+		fmt.Fprintf(w, "intake durability\t%d inbox rows, %d tasks queued\t\n", in.InboxRows, in.Enqueued)
+	}
+	if b := res.Billing; b != nil {
+		fmt.Fprintf(w, "billing apply (%d events, concurrency %d)\t%.0f events/s (%.1f s; %.1f s incl. start)\t%.2f x PG ceiling\n", b.Events, b.Concurrency, b.PerSec, b.Seconds, b.WallSeconds, b.RatioToPG)
+	}
+	if e := res.Email; e != nil {
+		fmt.Fprintf(w, "email path (%d emails)\t%.0f emails/s, %d requests, %d keys\t%.2f x no-op ceiling\n", e.Emails, e.PerSec, e.Requests, e.DistinctKeys, e.RatioToNoop)
+	}
+	if c, ok := res.Compliance.(interface{ Rows() [][3]string }); ok {
+		for _, r := range c.Rows() {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", r[0], r[1], r[2])
+		}
+	}
+	names := make([]string, 0, len(res.Processes))
+	for n := range res.Processes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		p := res.Processes[n]
+		idle := "not measured"
+		if p.IdleSeconds > 0 {
+			idle = fmt.Sprintf("%.2f%% of a core idle (%.0f s)", p.IdleCPUPercent, p.IdleSeconds)
+		}
+		fmt.Fprintf(w, "process %s\tpeak RSS %.1f MB, %s\t\n", n, p.PeakRSSMB, idle)
+	}
+	if len(res.Targets) > 0 {
+		fmt.Fprintln(w, "\nTarget\tMeasured\tMet")
+		for _, t := range res.Targets {
+			met := "yes"
+			if !t.Met {
+				met = "NO"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", t.Name, t.Measured, met)
+		}
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintf(w, "error\t%s\t\n", e)
+	}
+	fmt.Fprintf(w, "\ntotal time\t%.0f s\t\n", res.Seconds)
+	w.Flush()
+}
