@@ -1,5 +1,248 @@
 package main
 
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cleantrack/jobs/internal/compliance"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
 func complianceCommands() []command {
+	return []command{
+		{name: "seed demo", args: "", summary: "create the demo account demo-hospital with members, equipment and cleaning history (idempotent)", run: runSeedDemo},
+		{name: "enqueue overdue-scan", args: "[--account slug]", summary: "enqueue an overdue-cleaning scan of all accounts, or of one", run: runEnqueueOverdueScan},
+		{name: "enqueue weekly-summary", args: "[--account slug] [--week 2026-W47]", summary: "enqueue the weekly compliance summaries (default: last week, per account time zone)", run: runEnqueueWeeklySummary},
+		{name: "report show", args: "--account slug [--week 2026-W47] [--json]", summary: "show an account's weekly compliance figures without sending anything", run: runReportShow},
+	}
+}
+
+func runSeedDemo(ctx context.Context, e *env, args []string) error {
+	if _, err := parse(flags("seed demo", e), args); err != nil {
+		return err
+	}
+	s, err := e.Store(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := s.SeedDemo(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	state := "already existed"
+	if r.AccountCreated {
+		state = "created"
+	}
+	fmt.Fprintf(e.stdout, "account %s (id %d, Stripe customer %s) %s\n", postgres.DemoAccountSlug, r.AccountID, postgres.DemoCustomerID, state)
+	fmt.Fprintf(e.stdout, "%d users, %d new pieces of equipment, %d new cleanings\n", r.Users, r.EquipmentCreated, r.CleaningsCreated)
+	fmt.Fprintln(e.stdout, "next: cleantrack enqueue overdue-scan --account demo-hospital")
 	return nil
+}
+
+// accountFlag resolves --account to an id; an empty slug means all accounts.
+func accountFlag(ctx context.Context, e *env, slug string) (int64, error) {
+	if slug == "" {
+		return 0, nil
+	}
+	s, err := e.Store(ctx)
+	if err != nil {
+		return 0, err
+	}
+	a, err := s.ReportAccountBySlug(ctx, slug)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return 0, usagef("--account: no account has slug %q", slug)
+	}
+	return a.ID, err
+}
+
+func runEnqueueOverdueScan(ctx context.Context, e *env, args []string) error {
+	fs := flags("enqueue overdue-scan", e)
+	slug := fs.String("account", "", "scan only this account (slug)")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("enqueue overdue-scan takes no arguments, only --account")
+	}
+	id, err := accountFlag(ctx, e, *slug)
+	if err != nil {
+		return err
+	}
+	task, opts, err := tasks.NewOverdueScan(id, time.Time{})
+	if err != nil {
+		return err
+	}
+	return enqueueAndSay(ctx, e, task.Type(), func(c queue.Enqueuer) (string, bool, error) {
+		info, dup, err := queue.Enqueue(ctx, c, task, opts...)
+		if err != nil || dup {
+			return "", dup, err
+		}
+		return info.ID, false, nil
+	})
+}
+
+func runEnqueueWeeklySummary(ctx context.Context, e *env, args []string) error {
+	fs := flags("enqueue weekly-summary", e)
+	slug := fs.String("account", "", "report only this account (slug)")
+	week := fs.String("week", "", "ISO week to report, like 2026-W47 (default: the last full week in each account's time zone)")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("enqueue weekly-summary takes no arguments, only --account and --week")
+	}
+	if *week != "" {
+		if _, err := compliance.ParseISOWeek(*week); err != nil {
+			return usagef("--week: %v", err)
+		}
+	}
+	id, err := accountFlag(ctx, e, *slug)
+	if err != nil {
+		return err
+	}
+	task, opts, err := tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: *week, AccountID: id})
+	if err != nil {
+		return err
+	}
+	return enqueueAndSay(ctx, e, task.Type(), func(c queue.Enqueuer) (string, bool, error) {
+		info, dup, err := queue.Enqueue(ctx, c, task, opts...)
+		if err != nil || dup {
+			return "", dup, err
+		}
+		return info.ID, false, nil
+	})
+}
+
+func enqueueAndSay(ctx context.Context, e *env, taskType string, enqueue func(queue.Enqueuer) (string, bool, error)) error {
+	c, err := e.Client()
+	if err != nil {
+		return err
+	}
+	id, dup, err := enqueue(c)
+	if err != nil {
+		return fmt.Errorf("%w (is Redis running, and is REDIS_URL right?)", err)
+	}
+	if dup {
+		fmt.Fprintf(e.stdout, "%s is already enqueued\n", taskType)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "enqueued %s as %s in queue %s; a running worker picks it up\n", taskType, id, tasks.QueueLow)
+	return nil
+}
+
+// reportView is what `report show --json` prints.
+type reportView struct {
+	Account     string                 `json:"account"`
+	Week        string                 `json:"week"`
+	Timezone    string                 `json:"timezone"`
+	PeriodStart time.Time              `json:"period_start"`
+	PeriodEnd   time.Time              `json:"period_end"`
+	Recorded    bool                   `json:"recorded"`
+	RecordedAt  *time.Time             `json:"recorded_at,omitempty"`
+	SentAt      *time.Time             `json:"sent_at,omitempty"`
+	Figures     postgres.WeeklyFigures `json:"figures"`
+}
+
+func runReportShow(ctx context.Context, e *env, args []string) error {
+	fs := flags("report show", e)
+	slug := fs.String("account", "", "account slug (required)")
+	week := fs.String("week", "", "ISO week, like 2026-W47 (default: the last full week in the account's time zone)")
+	asJSON := fs.Bool("json", false, "print JSON instead of tables")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("report show takes no arguments, only flags")
+	}
+	if *slug == "" {
+		return usagef("--account is required")
+	}
+	spec := postgres.WeekSpec{Ref: time.Now()}
+	if *week != "" {
+		monday, err := compliance.ParseISOWeek(*week)
+		if err != nil {
+			return usagef("--week: %v", err)
+		}
+		spec.Monday = monday
+	}
+	s, err := e.Store(ctx)
+	if err != nil {
+		return err
+	}
+	acc, err := s.ReportAccountBySlug(ctx, *slug)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return usagef("--account: no account has slug %q", *slug)
+	}
+	if err != nil {
+		return err
+	}
+	rep, err := s.ComputeWeeklyReport(ctx, acc.ID, spec, time.Now())
+	if err != nil {
+		return err
+	}
+	v := reportView{Account: acc.Slug, Week: rep.ISOWeek, Timezone: acc.Timezone, PeriodStart: rep.PeriodStart, PeriodEnd: rep.PeriodEnd, Figures: rep.Figures}
+	// A recorded report is what was (or will be) sent: show that.
+	recorded, err := s.WeeklyReport(ctx, acc.ID, rep.ISOWeek)
+	switch {
+	case err == nil:
+		v.Recorded, v.Figures = true, recorded.Figures
+		v.RecordedAt = &recorded.CreatedAt
+		if recorded.SentAt.Valid {
+			v.SentAt = &recorded.SentAt.Time
+		}
+	case !errors.Is(err, postgres.ErrNotFound):
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	printReport(e, acc, v)
+	return nil
+}
+
+func printReport(e *env, acc postgres.ReportAccount, v reportView) {
+	loc, err := time.LoadLocation(acc.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	const layout = "Mon 2006-01-02 15:04"
+	fmt.Fprintf(e.stdout, "%s (%s), week %s: %s to %s %s\n", acc.Name, acc.Slug, v.Week,
+		v.PeriodStart.In(loc).Format(layout), v.PeriodEnd.In(loc).Format(layout), acc.Timezone)
+	switch {
+	case v.SentAt != nil:
+		fmt.Fprintf(e.stdout, "recorded %s, sent %s\n\n", v.RecordedAt.Format(time.RFC3339), v.SentAt.Format(time.RFC3339))
+	case v.Recorded:
+		fmt.Fprintf(e.stdout, "recorded %s, not sent yet\n\n", v.RecordedAt.Format(time.RFC3339))
+	default:
+		fmt.Fprintf(e.stdout, "not recorded: computed now, nothing sent\n\n")
+	}
+	f := v.Figures
+	tw := e.table("FIGURE", "VALUE")
+	fmt.Fprintf(tw, "total equipment (active)\t%d\n", f.TotalEquipment)
+	fmt.Fprintf(tw, "cleanings completed\t%d\n", f.CleaningsCompleted)
+	fmt.Fprintf(tw, "  of them on time\t%d\n", f.CleaningsOnTime)
+	fmt.Fprintf(tw, "overdue at week end\t%d\n", f.OverdueAtEnd)
+	fmt.Fprintf(tw, "compliance rate\t%.1f%%\n", f.ComplianceRate)
+	fmt.Fprintf(tw, "active alerts (now)\t%d\n", f.ActiveAlerts)
+	tw.Flush()
+	if len(f.TopLocations) > 0 {
+		fmt.Fprintln(e.stdout)
+		tw = e.table("TOP LOCATION", "CLEANINGS", "COMPLIANCE")
+		for _, l := range f.TopLocations {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f%%\n", l.Name, l.Cleanings, l.ComplianceRate)
+		}
+		tw.Flush()
+	}
+	if len(f.Alerts) > 0 {
+		fmt.Fprintln(e.stdout)
+		tw = e.table("ACTIVE ALERT", "LOCATION", "HOURS OVERDUE")
+		for _, a := range f.Alerts {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", a.EquipmentName, a.LocationName, a.HoursOverdue)
+		}
+		tw.Flush()
+	}
 }
