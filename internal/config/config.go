@@ -64,7 +64,10 @@ type Config struct {
 	OverdueScanCron   string
 	WeeklySummaryCron string
 	InboxRedriveCron  string
-	SchedulerTimezone *time.Location
+	// InboxRedriveMinAge is how long an unprocessed inbox row waits before
+	// the sweep enqueues it again (the web process enqueues it first).
+	InboxRedriveMinAge time.Duration
+	SchedulerTimezone  *time.Location
 
 	AdminAddr            string
 	AdminUser            string
@@ -101,11 +104,12 @@ func Load(getenv func(string) string) (Config, error) {
 		EmailRatePerSecond:  p.positiveInt("EMAIL_RATE_PER_SECOND", 2),
 		EmailOutboxDir:      p.str("EMAIL_OUTBOX_DIR", DefaultOutboxDir),
 
-		OverdueGrace:      p.duration("OVERDUE_GRACE", 0, time.Hour),
-		OverdueScanCron:   p.cron("OVERDUE_SCAN_CRON", DefaultOverdueScanCron),
-		WeeklySummaryCron: p.cron("WEEKLY_SUMMARY_CRON", DefaultWeeklyCron),
-		InboxRedriveCron:  p.cron("INBOX_REDRIVE_CRON", DefaultRedriveCron),
-		SchedulerTimezone: p.location("SCHEDULER_TIMEZONE", "UTC"),
+		OverdueGrace:       p.duration("OVERDUE_GRACE", 0, time.Hour),
+		OverdueScanCron:    p.cron("OVERDUE_SCAN_CRON", DefaultOverdueScanCron),
+		WeeklySummaryCron:  p.cron("WEEKLY_SUMMARY_CRON", DefaultWeeklyCron),
+		InboxRedriveCron:   p.cron("INBOX_REDRIVE_CRON", DefaultRedriveCron),
+		InboxRedriveMinAge: p.duration("INBOX_REDRIVE_MIN_AGE", time.Minute, time.Second),
+		SchedulerTimezone:  p.location("SCHEDULER_TIMEZONE", "UTC"),
 
 		AdminAddr:            p.addr("ADMIN_ADDR", DefaultAdminAddr),
 		AdminUser:            p.str("ADMIN_USER", ""),
