@@ -1,0 +1,169 @@
+package billing_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/internal/pgtest"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// notification is one call a recordingNotifier received.
+type notification struct {
+	Kind      string // "subscription_created" or "payment_failed"
+	AccountID int64
+	ObjectID  string // subscription or invoice id
+	Attempt   int
+}
+
+// recordingNotifier remembers every call; it fails while failWith is set.
+type recordingNotifier struct {
+	mu       sync.Mutex
+	calls    []notification
+	failWith error
+}
+
+func (n *recordingNotifier) SubscriptionCreated(_ context.Context, accountID int64, subscriptionID string) error {
+	return n.record(notification{Kind: "subscription_created", AccountID: accountID, ObjectID: subscriptionID})
+}
+
+func (n *recordingNotifier) PaymentFailed(_ context.Context, accountID int64, invoiceID string, attempt int) error {
+	return n.record(notification{Kind: "payment_failed", AccountID: accountID, ObjectID: invoiceID, Attempt: attempt})
+}
+
+func (n *recordingNotifier) record(c notification) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.failWith != nil {
+		return n.failWith
+	}
+	n.calls = append(n.calls, c)
+	return nil
+}
+
+func (n *recordingNotifier) setFailure(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.failWith = err
+}
+
+func (n *recordingNotifier) Calls() []notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]notification(nil), n.calls...)
+}
+
+type fixture struct {
+	store    *postgres.Store
+	notifier *recordingNotifier
+	handler  *billing.Handler
+}
+
+// newFixture gives a test its own database and a handler over it. The
+// handler has no enqueuer; tests of the sweep set one.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	store, _ := pgtest.NewStore(t)
+	n := &recordingNotifier{}
+	h := billing.NewHandler(store, n, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return &fixture{store: store, notifier: n, handler: h}
+}
+
+// createAccount inserts an owner and an account with slug, linked to
+// customerID unless it is empty, and returns the account id.
+func (f *fixture) createAccount(t *testing.T, slug, customerID string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var ownerID int64
+	require.NoError(t, f.store.DB.GetContext(ctx, &ownerID,
+		`INSERT INTO users (email, first_name) VALUES ($1, 'Owner') RETURNING id`, slug+"@example.com"))
+	var id int64
+	require.NoError(t, f.store.DB.GetContext(ctx, &id,
+		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $2, $3, NULLIF($4, '')) RETURNING id`,
+		"Account "+slug, slug, ownerID, customerID))
+	return id
+}
+
+// addPlan adds a plan sold at priceID.
+func (f *fixture) addPlan(t *testing.T, code, priceID string) {
+	t.Helper()
+	_, err := f.store.DB.ExecContext(context.Background(),
+		`INSERT INTO plans (code, name, stripe_price_id, max_locations, max_users) VALUES ($1, $2, $3, 50, 100)`,
+		code, "Plan "+code, priceID)
+	require.NoError(t, err)
+}
+
+func (f *fixture) setStatus(t *testing.T, accountID int64, status string) {
+	t.Helper()
+	_, err := f.store.DB.ExecContext(context.Background(), `UPDATE accounts SET status = $2 WHERE id = $1`, accountID, status)
+	require.NoError(t, err)
+}
+
+func (f *fixture) account(t *testing.T, id int64) postgres.Account {
+	t.Helper()
+	a, err := f.store.AccountByID(context.Background(), id)
+	require.NoError(t, err)
+	return a
+}
+
+func (f *fixture) event(t *testing.T, id string) postgres.InboxEvent {
+	t.Helper()
+	e, err := f.store.StripeEventByID(context.Background(), id)
+	require.NoError(t, err)
+	return e
+}
+
+// record builds an event with opts and stores it in the inbox as the web
+// process would, returning its id.
+func (f *fixture) record(t *testing.T, opts billing.EventOptions) string {
+	t.Helper()
+	payload, err := billing.BuildEvent(opts)
+	require.NoError(t, err)
+	return f.recordRaw(t, payload)
+}
+
+// recordRaw stores payload in the inbox; its envelope must carry id, type and
+// created.
+func (f *fixture) recordRaw(t *testing.T, payload []byte) string {
+	t.Helper()
+	var ev struct {
+		ID         string `json:"id"`
+		Type       string `json:"type"`
+		APIVersion string `json:"api_version"`
+		Created    int64  `json:"created"`
+	}
+	require.NoError(t, json.Unmarshal(payload, &ev))
+	created := time.Unix(ev.Created, 0)
+	if ev.Created == 0 {
+		created = time.Now()
+	}
+	dup, err := f.store.InsertStripeEvent(context.Background(), postgres.StripeEvent{
+		ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, CreatedAt: created, Payload: payload,
+	})
+	require.NoError(t, err)
+	require.False(t, dup, "event %s recorded twice", ev.ID)
+	return ev.ID
+}
+
+// process runs the stripe:event handler for the inbox row, as the worker would
+// (without Asynq's retry bookkeeping in ctx).
+func (f *fixture) process(t *testing.T, eventID string) error {
+	t.Helper()
+	ev := f.event(t, eventID)
+	task, _, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	require.NoError(t, err)
+	return f.handler.ProcessStripeEvent(context.Background(), task)
+}
+
+func isSkipRetry(err error) bool { return errors.Is(err, asynq.SkipRetry) }
