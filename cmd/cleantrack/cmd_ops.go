@@ -1,5 +1,633 @@
 package main
 
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/tasks"
+)
+
 func opsCommands() []command {
+	return []command{
+		{name: "queues", args: "[--json]", summary: "each queue's pending, active, scheduled, retry, archived and completed tasks, and latency", run: runQueues},
+		{name: "queues pause", args: "<queue> [--json]", summary: "stop workers from taking tasks from a queue (enqueueing continues)", run: runQueuePause},
+		{name: "queues unpause", args: "<queue> [--json]", summary: "let workers take tasks from a paused queue again", run: runQueueUnpause},
+		{name: "tasks list", args: "<queue> <pending|active|scheduled|retry|archived|completed> [--limit n] [--json]", summary: "list a queue's tasks in one state, newest failures with their error", run: runTasksList},
+		{name: "tasks show", args: "<queue> <task-id> [--json]", summary: "one task: payload, state, retries and last error", run: runTasksShow},
+		{name: "tasks retry", args: "<queue> <task-id>|--all-archived [--json]", summary: "run an archived, retry or scheduled task now; --all-archived for every archived task of the queue", run: runTasksRetry},
+		{name: "tasks delete", args: "<queue> <task-id>|--all-archived [--json]", summary: "delete a task that is not running; --all-archived for every archived task of the queue", run: runTasksDelete},
+	}
+}
+
+// opsStates are the task states "tasks list" accepts, in lifecycle order.
+var opsStates = []string{"pending", "active", "scheduled", "retry", "archived", "completed"}
+
+// opsBatch is how many tasks a bulk retry or delete handles between progress
+// reports.
+const opsBatch = 100
+
+// opsQueue is one line of "cleantrack queues".
+type opsQueue struct {
+	Queue          string  `json:"queue"`
+	Paused         bool    `json:"paused"`
+	Size           int     `json:"size"`
+	Pending        int     `json:"pending"`
+	Active         int     `json:"active"`
+	Scheduled      int     `json:"scheduled"`
+	Retry          int     `json:"retry"`
+	Archived       int     `json:"archived"`
+	Completed      int     `json:"completed"`
+	LatencySeconds float64 `json:"latency_seconds"`
+	ProcessedToday int     `json:"processed_today"`
+	FailedToday    int     `json:"failed_today"`
+}
+
+func runQueues(_ context.Context, e *env, args []string) error {
+	fs := flags("queues", e)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q: did you mean \"cleantrack queues pause %s\" or \"cleantrack tasks list %s archived\"?", pos[0], pos[0], pos[0])
+	}
+	insp, err := e.Inspector()
+	if err != nil {
+		return err
+	}
+	names, err := allQueues(insp)
+	if err != nil {
+		return err
+	}
+	rows := make([]opsQueue, 0, len(names))
+	for _, q := range names {
+		info, err := insp.GetQueueInfo(q)
+		if errors.Is(err, asynq.ErrQueueNotFound) || (err != nil && strings.Contains(err.Error(), "does not exist")) {
+			// A CleanTrack queue nothing was enqueued to yet: empty, not missing.
+			rows = append(rows, opsQueue{Queue: q})
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", q, redisHint(err))
+		}
+		rows = append(rows, opsQueue{
+			Queue: q, Paused: info.Paused, Size: info.Size,
+			Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
+			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed,
+			LatencySeconds: info.Latency.Seconds(),
+			ProcessedToday: info.Processed, FailedToday: info.Failed,
+		})
+	}
+	if *asJSON {
+		return printJSON(e.stdout, rows)
+	}
+	tw := e.table("QUEUE", "STATE", "PENDING", "ACTIVE", "SCHEDULED", "RETRY", "ARCHIVED", "COMPLETED", "LATENCY", "PROCESSED TODAY", "FAILED TODAY")
+	for _, r := range rows {
+		state := "running"
+		if r.Paused {
+			state = "paused"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", r.Queue, state,
+			r.Pending, r.Active, r.Scheduled, r.Retry, r.Archived, r.Completed,
+			showLatency(r.LatencySeconds), r.ProcessedToday, r.FailedToday)
+	}
+	return tw.Flush()
+}
+
+func runQueuePause(ctx context.Context, e *env, args []string) error {
+	return setPaused(ctx, e, args, true)
+}
+
+func runQueueUnpause(ctx context.Context, e *env, args []string) error {
+	return setPaused(ctx, e, args, false)
+}
+
+func setPaused(_ context.Context, e *env, args []string, pause bool) error {
+	verb := map[bool]string{true: "pause", false: "unpause"}[pause]
+	fs := flags("queues "+verb, e)
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("usage: cleantrack queues %s <queue>", verb)
+	}
+	insp, err := e.Inspector()
+	if err != nil {
+		return err
+	}
+	q := pos[0]
+	if err := checkQueue(insp, q); err != nil {
+		return err
+	}
+	paused, err := isPaused(insp, q)
+	if err != nil {
+		return err
+	}
+	msg := ""
+	switch {
+	case pause && paused:
+		msg = fmt.Sprintf("queue %s was already paused; \"cleantrack queues unpause %s\" resumes it", q, q)
+	case !pause && !paused:
+		msg = fmt.Sprintf("queue %s is not paused; workers are taking its tasks", q)
+	case pause:
+		if err := insp.PauseQueue(q); err != nil {
+			return fmt.Errorf("pause %s: %w", q, redisHint(err))
+		}
+		msg = fmt.Sprintf("paused queue %s: workers take no more of its tasks (running ones finish); \"cleantrack queues unpause %s\" resumes it", q, q)
+	default:
+		if err := insp.UnpauseQueue(q); err != nil {
+			return fmt.Errorf("unpause %s: %w", q, redisHint(err))
+		}
+		msg = fmt.Sprintf("unpaused queue %s: workers take its tasks again", q)
+	}
+	if *asJSON {
+		return printJSON(e.stdout, map[string]any{"queue": q, "paused": pause})
+	}
+	fmt.Fprintln(e.stdout, msg)
 	return nil
+}
+
+// opsTask is a task as "tasks list" and "tasks show" print it.
+type opsTask struct {
+	ID            string          `json:"id"`
+	Queue         string          `json:"queue"`
+	Type          string          `json:"type"`
+	State         string          `json:"state"`
+	Payload       json.RawMessage `json:"payload"`
+	Retried       int             `json:"retried"`
+	MaxRetry      int             `json:"max_retry"`
+	LastError     string          `json:"last_error,omitempty"`
+	LastFailedAt  *time.Time      `json:"last_failed_at,omitempty"`
+	NextProcessAt *time.Time      `json:"next_process_at,omitempty"`
+	CompletedAt   *time.Time      `json:"completed_at,omitempty"`
+	Timeout       string          `json:"timeout,omitempty"`
+	Deadline      *time.Time      `json:"deadline,omitempty"`
+	Retention     string          `json:"retention,omitempty"`
+}
+
+func newOpsTask(t *asynq.TaskInfo) opsTask {
+	v := opsTask{
+		ID: t.ID, Queue: t.Queue, Type: t.Type, State: t.State.String(),
+		Payload: payloadValue(t.Payload), Retried: t.Retried, MaxRetry: t.MaxRetry,
+		LastError: t.LastErr, LastFailedAt: optTime(t.LastFailedAt),
+		NextProcessAt: optTime(t.NextProcessAt), CompletedAt: optTime(t.CompletedAt),
+		Deadline: optTime(t.Deadline),
+	}
+	if t.Timeout > 0 {
+		v.Timeout = t.Timeout.String()
+	}
+	if t.Retention > 0 {
+		v.Retention = t.Retention.String()
+	}
+	return v
+}
+
+func runTasksList(_ context.Context, e *env, args []string) error {
+	fs := flags("tasks list", e)
+	limit := fs.Int("limit", 20, "show at most this many tasks")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: cleantrack tasks list <queue> <%s> [--limit n]", strings.Join(opsStates, "|"))
+	}
+	q, state := pos[0], pos[1]
+	if !slices.Contains(opsStates, state) {
+		return usagef("unknown state %q: use one of %s", state, strings.Join(opsStates, ", "))
+	}
+	if *limit < 1 {
+		return usagef("--limit must be at least 1")
+	}
+	insp, err := e.Inspector()
+	if err != nil {
+		return err
+	}
+	if err := checkQueue(insp, q); err != nil {
+		return err
+	}
+	list, total, err := listTasksIn(insp, q, state, *limit)
+	if err != nil {
+		return err
+	}
+	views := make([]opsTask, 0, len(list))
+	for _, t := range list {
+		views = append(views, newOpsTask(t))
+	}
+	if *asJSON {
+		return printJSON(e.stdout, views)
+	}
+	if len(views) == 0 {
+		fmt.Fprintf(e.stdout, "no %s tasks in queue %s\n", state, q)
+		return nil
+	}
+	when := map[string]string{"scheduled": "RUNS AT", "retry": "NEXT TRY", "archived": "FAILED AT", "completed": "COMPLETED AT"}[state]
+	header := []string{"ID", "TYPE", "RETRIED"}
+	if when != "" {
+		header = append(header, when)
+	}
+	header = append(header, "LAST ERROR")
+	tw := e.table(header...)
+	for _, v := range views {
+		cols := []string{v.ID, v.Type, fmt.Sprintf("%d/%d", v.Retried, v.MaxRetry)}
+		switch state {
+		case "scheduled", "retry":
+			cols = append(cols, showTime(v.NextProcessAt))
+		case "archived":
+			cols = append(cols, showTime(v.LastFailedAt))
+		case "completed":
+			cols = append(cols, showTime(v.CompletedAt))
+		}
+		cols = append(cols, foldLine(v.LastError, 80))
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if total > len(views) {
+		fmt.Fprintf(e.stdout, "showing %d of %d %s tasks in %s; --limit %d shows all\n", len(views), total, state, q, total)
+	}
+	return nil
+}
+
+func runTasksShow(_ context.Context, e *env, args []string) error {
+	fs := flags("tasks show", e)
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: cleantrack tasks show <queue> <task-id>")
+	}
+	q, id := pos[0], pos[1]
+	insp, err := e.Inspector()
+	if err != nil {
+		return err
+	}
+	t, err := findTask(insp, q, id)
+	if err != nil {
+		return err
+	}
+	v := newOpsTask(t)
+	if *asJSON {
+		return printJSON(e.stdout, v)
+	}
+	tw := e.table("FIELD", "VALUE")
+	row := func(k, val string) { fmt.Fprintf(tw, "%s\t%s\n", k, val) }
+	row("id", v.ID)
+	row("queue", v.Queue)
+	row("type", v.Type)
+	row("state", v.State)
+	row("retried", fmt.Sprintf("%d of %d", v.Retried, v.MaxRetry))
+	row("last error", dashIfEmpty(foldLine(v.LastError, 0)))
+	row("last failed at", showTime(v.LastFailedAt))
+	row("next run at", showTime(v.NextProcessAt))
+	row("completed at", showTime(v.CompletedAt))
+	row("timeout", dashIfEmpty(v.Timeout))
+	row("retention", dashIfEmpty(v.Retention))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "payload:\n%s\n", prettyJSON(v.Payload))
+	switch v.State {
+	case "archived", "retry", "scheduled":
+		fmt.Fprintf(e.stdout, "\nrun it now: cleantrack tasks retry %s %s\n", q, id)
+	}
+	return nil
+}
+
+func runTasksRetry(_ context.Context, e *env, args []string) error {
+	return bulkOrOne(e, args, "retry", func(insp *asynq.Inspector, q, id string) error {
+		t, err := findTask(insp, q, id)
+		if err != nil {
+			return err
+		}
+		switch t.State {
+		case asynq.TaskStatePending:
+			return fmt.Errorf("task %s in %s is already pending: a worker runs it when one is free (is the queue paused? see \"cleantrack queues\")", id, q)
+		case asynq.TaskStateActive:
+			return fmt.Errorf("task %s in %s is running right now; nothing to retry", id, q)
+		case asynq.TaskStateCompleted:
+			return fmt.Errorf("task %s in %s completed; enqueue new work instead of retrying it", id, q)
+		}
+		if err := insp.RunTask(q, id); err != nil {
+			return fmt.Errorf("retry task %s in %s: %w", id, q, taskHint(err, q, id))
+		}
+		return nil
+	}, func(insp *asynq.Inspector, q, id string) error { return insp.RunTask(q, id) })
+}
+
+func runTasksDelete(_ context.Context, e *env, args []string) error {
+	return bulkOrOne(e, args, "delete", func(insp *asynq.Inspector, q, id string) error {
+		t, err := findTask(insp, q, id)
+		if err != nil {
+			return err
+		}
+		if t.State == asynq.TaskStateActive {
+			return fmt.Errorf("task %s in %s is running and cannot be deleted; wait for it, or cancel it in the dashboard", id, q)
+		}
+		if err := insp.DeleteTask(q, id); err != nil {
+			return fmt.Errorf("delete task %s in %s: %w", id, q, taskHint(err, q, id))
+		}
+		return nil
+	}, func(insp *asynq.Inspector, q, id string) error { return insp.DeleteTask(q, id) })
+}
+
+// bulkOrOne runs "tasks retry" or "tasks delete": one task by id, or every
+// archived task of the queue with --all-archived, reporting progress on stderr.
+func bulkOrOne(e *env, args []string, verb string, one, each func(insp *asynq.Inspector, q, id string) error) error {
+	fs := flags("tasks "+verb, e)
+	all := fs.Bool("all-archived", false, "act on every archived task of the queue")
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *all && len(pos) != 1:
+		return usagef("usage: cleantrack tasks %s <queue> --all-archived (no task id with --all-archived)", verb)
+	case !*all && len(pos) != 2:
+		return usagef("usage: cleantrack tasks %s <queue> <task-id>, or <queue> --all-archived", verb)
+	}
+	q := pos[0]
+	insp, err := e.Inspector()
+	if err != nil {
+		return err
+	}
+	past := map[string]string{"retry": "retried", "delete": "deleted"}[verb]
+	if !*all {
+		id := pos[1]
+		if err := one(insp, q, id); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, map[string]any{"queue": q, "id": id, past: 1})
+		}
+		if verb == "retry" {
+			fmt.Fprintf(e.stdout, "task %s in %s is pending again; a worker runs it next (follow it with \"cleantrack tasks show %s %s\")\n", id, q, q, id)
+		} else {
+			fmt.Fprintf(e.stdout, "deleted task %s from %s\n", id, q)
+		}
+		return nil
+	}
+
+	if err := checkQueue(insp, q); err != nil {
+		return err
+	}
+	n, err := eachArchived(insp, q, func(id string) error { return each(insp, q, id) }, func(done, total int) {
+		fmt.Fprintf(e.stderr, "%s %d/%d archived tasks in %s\n", past, done, total, q)
+	})
+	if err != nil {
+		return fmt.Errorf("%s archived tasks in %s after %d: %w", verb, q, n, redisHint(err))
+	}
+	if *asJSON {
+		return printJSON(e.stdout, map[string]any{"queue": q, past: n})
+	}
+	switch {
+	case n == 0:
+		fmt.Fprintf(e.stdout, "no archived tasks in %s\n", q)
+	case verb == "retry":
+		fmt.Fprintf(e.stdout, "retried %d archived tasks in %s; they are pending and workers run them next\n", n, q)
+	default:
+		fmt.Fprintf(e.stdout, "deleted %d archived tasks from %s\n", n, q)
+	}
+	return nil
+}
+
+// eachArchived calls fn for the archived tasks of q, a batch at a time, and
+// reports progress after each batch of a run longer than one batch. It stops
+// at the number archived when it started, so tasks archived meanwhile (or a
+// task fn leaves archived) cannot keep it going for ever. A task that
+// vanished in between (another operator, a worker) is skipped.
+func eachArchived(insp *asynq.Inspector, q string, fn func(id string) error, progress func(done, total int)) (int, error) {
+	info, err := insp.GetQueueInfo(q)
+	if err != nil {
+		if isQueueMissing(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	total, done, seen := info.Archived, 0, map[string]bool{}
+	for done < total {
+		page, err := insp.ListArchivedTasks(q, asynq.PageSize(opsBatch), asynq.Page(1))
+		if err != nil && !isQueueMissing(err) {
+			return done, err
+		}
+		progressed := false
+		for _, t := range page {
+			if done >= total {
+				break
+			}
+			if seen[t.ID] {
+				continue
+			}
+			seen[t.ID] = true
+			if err := fn(t.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				return done, err
+			}
+			done++
+			progressed = true
+		}
+		if total > opsBatch {
+			progress(done, total)
+		}
+		if !progressed {
+			break
+		}
+	}
+	return done, nil
+}
+
+// allQueues is CleanTrack's queues, in priority order, then any other queue
+// found in Redis.
+func allQueues(insp *asynq.Inspector) ([]string, error) {
+	names := []string{tasks.QueueCritical, tasks.QueueDefault, tasks.QueueLow}
+	found, err := insp.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", redisHint(err))
+	}
+	slices.Sort(found)
+	for _, q := range found {
+		if !slices.Contains(names, q) {
+			names = append(names, q)
+		}
+	}
+	return names, nil
+}
+
+// checkQueue accepts CleanTrack's queues and any queue Redis knows.
+func checkQueue(insp *asynq.Inspector, q string) error {
+	names, err := allQueues(insp)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, q) {
+		return fmt.Errorf("unknown queue %q: the queues are %s (see \"cleantrack queues\")", q, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+func isPaused(insp *asynq.Inspector, q string) (bool, error) {
+	info, err := insp.GetQueueInfo(q)
+	if isQueueMissing(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("queue %s: %w", q, redisHint(err))
+	}
+	return info.Paused, nil
+}
+
+// isQueueMissing is true for a queue Redis has never seen a task in. Asynq
+// reports it as ErrQueueNotFound from some calls and as a plain error from
+// GetQueueInfo.
+func isQueueMissing(err error) bool {
+	return err != nil && (errors.Is(err, asynq.ErrQueueNotFound) || strings.Contains(err.Error(), "does not exist"))
+}
+
+func findTask(insp *asynq.Inspector, q, id string) (*asynq.TaskInfo, error) {
+	if err := checkQueue(insp, q); err != nil {
+		return nil, err
+	}
+	t, err := insp.GetTaskInfo(q, id)
+	if err != nil {
+		return nil, taskHint(err, q, id)
+	}
+	return t, nil
+}
+
+// taskHint turns Asynq's not-found errors into a message that says what to do.
+func taskHint(err error, q, id string) error {
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return fmt.Errorf("task %q not found in queue %s: it may have completed (completed tasks are kept only for their retention) or been deleted; "+
+			"list candidates with \"cleantrack tasks list %s archived\"", id, q, q)
+	}
+	return redisHint(err)
+}
+
+// redisHint adds what to check to an error that is most likely Redis being
+// unreachable.
+func redisHint(err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "connection refused") || strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "no such host") {
+		return fmt.Errorf("%w (is Redis running, and is REDIS_URL right?)", err)
+	}
+	return err
+}
+
+func listTasksIn(insp *asynq.Inspector, q, state string, limit int) ([]*asynq.TaskInfo, int, error) {
+	info, err := insp.GetQueueInfo(q)
+	if isQueueMissing(err) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("queue %s: %w", q, redisHint(err))
+	}
+	opts := []asynq.ListOption{asynq.PageSize(limit), asynq.Page(1)}
+	var list []*asynq.TaskInfo
+	var total int
+	switch state {
+	case "pending":
+		list, err = insp.ListPendingTasks(q, opts...)
+		total = info.Pending
+	case "active":
+		list, err = insp.ListActiveTasks(q, opts...)
+		total = info.Active
+	case "scheduled":
+		list, err = insp.ListScheduledTasks(q, opts...)
+		total = info.Scheduled
+	case "retry":
+		list, err = insp.ListRetryTasks(q, opts...)
+		total = info.Retry
+	case "archived":
+		list, err = insp.ListArchivedTasks(q, opts...)
+		total = info.Archived
+	case "completed":
+		list, err = insp.ListCompletedTasks(q, opts...)
+		total = info.Completed
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s tasks in %s: %w", state, q, redisHint(err))
+	}
+	return list, total, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// payloadValue keeps a JSON payload as JSON and quotes anything else.
+func payloadValue(p []byte) json.RawMessage {
+	if len(p) > 0 && json.Valid(p) {
+		return json.RawMessage(p)
+	}
+	b, _ := json.Marshal(string(p))
+	return b
+}
+
+func prettyJSON(raw json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Indent(&buf, raw, "", "  ") != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func showTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z07:00")
+}
+
+func showLatency(seconds float64) string {
+	if seconds <= 0 {
+		return "0s"
+	}
+	d := time.Duration(seconds * float64(time.Second))
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// foldLine folds an error message onto one line for a table, cut at max runes
+// (0 means no cut).
+func foldLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); max > 0 && len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
