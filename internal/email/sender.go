@@ -1,0 +1,312 @@
+package email
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/resend/resend-go/v2"
+
+	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/metrics"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// Outcomes of a send, the "outcome" label of metrics.EmailsTotal.
+const (
+	OutcomeSent        = "sent"
+	OutcomeOutbox      = "outbox"
+	OutcomeFailed      = "failed"
+	OutcomeSuppressed  = "suppressed"
+	OutcomeRateLimited = "rate_limited"
+	OutcomeRetried     = "retried"
+)
+
+// rateLimitKey is the Redis key of the sending rate shared by every worker.
+const rateLimitKey = "cleantrack:email:resend_rate"
+
+// SenderConfig configures a Sender.
+type SenderConfig struct {
+	// APIKey is Resend's API key. Empty selects the dev outbox: emails are
+	// written to OutboxDir instead of sent.
+	APIKey string
+	// BaseURL points the client at a Resend-compatible endpoint (a fake in
+	// tests, a proxy in staging); empty means Resend's API.
+	BaseURL   string
+	From      string
+	OutboxDir string
+	// RatePerSecond is the sending rate shared through Redis by all workers.
+	RatePerSecond int
+	// MaxRateWait is how long a send may wait in the worker for its turn
+	// under the shared rate before it hands the task back to the queue
+	// (rate limited, not counted as a failure). Default 2s.
+	MaxRateWait time.Duration
+	// HTTPTimeout bounds one call to Resend. Default 30s.
+	HTTPTimeout time.Duration
+}
+
+// SenderConfigFrom takes the email settings from the process configuration.
+func SenderConfigFrom(cfg config.Config) SenderConfig {
+	return SenderConfig{
+		APIKey:        cfg.ResendAPIKey,
+		BaseURL:       cfg.ResendBaseURL,
+		From:          cfg.DefaultFromEmail,
+		OutboxDir:     cfg.EmailOutboxDir,
+		RatePerSecond: cfg.EmailRatePerSecond,
+	}
+}
+
+// Sender is the email:send handler: it renders a logical email and delivers
+// it at most once, through Resend or, without an API key, to the dev outbox.
+type Sender struct {
+	cfg      SenderConfig
+	store    *postgres.Store
+	renderer *Renderer
+	client   *resend.Client // nil in outbox mode
+	limiter  *redis_rate.Limiter
+	log      *slog.Logger
+}
+
+// NewSender builds a Sender. rdb carries the shared rate limiter; nil
+// disables it (tests and the outbox do not need one).
+func NewSender(cfg SenderConfig, store *postgres.Store, rdb redis.UniversalClient, log *slog.Logger) (*Sender, error) {
+	if cfg.MaxRateWait == 0 {
+		cfg.MaxRateWait = 2 * time.Second
+	}
+	if cfg.HTTPTimeout == 0 {
+		cfg.HTTPTimeout = 30 * time.Second
+	}
+	if cfg.RatePerSecond <= 0 {
+		cfg.RatePerSecond = 2
+	}
+	if cfg.OutboxDir == "" {
+		cfg.OutboxDir = config.DefaultOutboxDir
+	}
+	if cfg.From == "" {
+		cfg.From = config.DefaultFromEmail
+	}
+	r, err := NewRenderer()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sender{cfg: cfg, store: store, renderer: r, log: log}
+	if cfg.APIKey != "" {
+		if s.client, err = newResendClient(cfg.APIKey, cfg.BaseURL, cfg.HTTPTimeout); err != nil {
+			return nil, err
+		}
+	}
+	if rdb != nil {
+		s.limiter = redis_rate.NewLimiter(rdb)
+	}
+	return s, nil
+}
+
+// Outbox reports whether the Sender writes to the dev outbox instead of
+// sending (no RESEND_API_KEY).
+func (s *Sender) Outbox() bool { return s.client == nil }
+
+// Result is what became of one logical email.
+type Result struct {
+	DeliveryID int64
+	Status     string // a postgres.Email* status
+	MessageID  string // Resend's id, when sent
+	OutboxPath string // the .html file, when written to the outbox
+	// AlreadyDone is true when an earlier run had already sent, written or
+	// suppressed this email, and this one did nothing.
+	AlreadyDone bool
+}
+
+// ProcessTask handles email:send. A malformed payload, a template that does
+// not render and a request Resend refuses archive at once (SkipRetry); a rate
+// limit retries later without counting a failure; anything else retries with
+// backoff. On the last retry the delivery row is marked failed.
+func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p tasks.EmailSendPayload
+	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	_, err := s.Deliver(ctx, p, lastAttempt(ctx))
+	return err
+}
+
+// lastAttempt reports whether this run is the task's last: its failure will
+// archive it.
+func lastAttempt(ctx context.Context) bool {
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && retried >= maxRetry
+}
+
+// Deliver sends the logical email p once: a key already sent, in the outbox
+// or suppressed returns AlreadyDone without a call. final says that a failure
+// now will not be retried, so the row is marked failed. The CLI's send-test
+// calls it directly; the worker calls it through ProcessTask.
+func (s *Sender) Deliver(ctx context.Context, p tasks.EmailSendPayload, final bool) (Result, error) {
+	d, err := s.store.StartEmailDelivery(ctx, p.Key, p.Template, p.To)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{DeliveryID: d.ID, Status: d.Status, MessageID: d.ProviderMessageID.String}
+	if !strings.EqualFold(d.ToEmail, p.To) || d.Template != p.Template {
+		// A caller reused a key for another email. The row belongs to the
+		// first one, so it is left alone.
+		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeFailed).Inc()
+		return res, fmt.Errorf("email %s: idempotency key was first used for %s to %s, not %s to %s: %w",
+			p.Key, d.Template, d.ToEmail, p.Template, p.To, asynq.SkipRetry)
+	}
+	if d.Done() {
+		res.AlreadyDone = true
+		s.log.DebugContext(ctx, "email already handled", slog.String("idempotency_key", p.Key), slog.String("status", d.Status))
+		return res, nil
+	}
+
+	data, err := DecodeData(p.Template, p.Data)
+	if err != nil {
+		return res, s.fail(ctx, d, "", err.Error())
+	}
+	msg, err := s.renderer.Render(p.Template, data)
+	if err != nil {
+		return res, s.fail(ctx, d, "", err.Error())
+	}
+
+	sup, err := s.store.EmailSuppressionFor(ctx, p.To)
+	switch {
+	case err == nil:
+		if err := s.store.MarkEmailSuppressed(ctx, d.ID, msg.Subject, "suppressed: "+sup.Reason); err != nil {
+			return res, err
+		}
+		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeSuppressed).Inc()
+		s.log.InfoContext(ctx, "email suppressed",
+			slog.String("idempotency_key", p.Key), slog.String("template", p.Template), slog.String("reason", sup.Reason))
+		res.Status = postgres.EmailSuppressed
+		return res, nil
+	case !errors.Is(err, postgres.ErrNotFound):
+		return res, err
+	}
+
+	if s.Outbox() {
+		return s.writeOutbox(ctx, d, p, msg, res)
+	}
+	return s.send(ctx, d, p, msg, res, final)
+}
+
+// fail marks the row failed with reason and returns a SkipRetry error.
+func (s *Sender) fail(ctx context.Context, d postgres.EmailDelivery, subject, reason string) error {
+	if err := s.store.RecordEmailAttempt(ctx, d.ID, subject, reason, true); err != nil {
+		return err
+	}
+	metrics.EmailsTotal.WithLabelValues(d.Template, OutcomeFailed).Inc()
+	return fmt.Errorf("email %s: %s: %w", d.IdempotencyKey, reason, asynq.SkipRetry)
+}
+
+func (s *Sender) send(ctx context.Context, d postgres.EmailDelivery, p tasks.EmailSendPayload, msg Message, res Result, final bool) (Result, error) {
+	if err := s.waitTurn(ctx); err != nil {
+		if final {
+			// Asynq archives a task on its last try whatever the error.
+			if merr := s.store.MarkEmailFailed(ctx, d.ID, "retries exhausted: "+err.Error()); merr != nil {
+				return res, merr
+			}
+			metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeFailed).Inc()
+			return res, err
+		}
+		if !queue.IsFailure(err) {
+			metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeRateLimited).Inc()
+		}
+		return res, err
+	}
+
+	req := &resend.SendEmailRequest{
+		From:    s.cfg.From,
+		To:      []string{p.To},
+		Subject: msg.Subject,
+		Html:    msg.HTML,
+		Text:    msg.Text,
+		Tags:    []resend.Tag{{Name: "template", Value: p.Template}},
+	}
+	var resp apiResponse
+	sent, err := s.client.Emails.SendWithOptions(withResponse(ctx, &resp), req, &resend.SendEmailOptions{IdempotencyKey: p.Key})
+	if err == nil {
+		if err := s.store.MarkEmailSent(ctx, d.ID, msg.Subject, sent.Id); err != nil {
+			// Resend has the email; a retry with the same key gets the same
+			// answer back without sending again.
+			return res, err
+		}
+		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeSent).Inc()
+		s.log.InfoContext(ctx, "email sent",
+			slog.String("idempotency_key", p.Key), slog.String("template", p.Template),
+			slog.Int64("delivery_id", d.ID), slog.String("message_id", sent.Id))
+		res.Status, res.MessageID = postgres.EmailSent, sent.Id
+		return res, nil
+	}
+
+	class, delay := classify(resp, err)
+	reason := describe(resp, err)
+	permanent := class == classPermanent || final
+	if rerr := s.store.RecordEmailAttempt(ctx, d.ID, msg.Subject, reason, permanent); rerr != nil {
+		return res, rerr
+	}
+	cause := fmt.Errorf("email %s: %s", p.Key, reason)
+	switch {
+	case class == classPermanent:
+		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeFailed).Inc()
+		return res, fmt.Errorf("%w: %w", cause, asynq.SkipRetry)
+	case final:
+		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeFailed).Inc()
+		return res, cause
+	case class == classQuota:
+		// The one failure logged here as well as returned: the worker's
+		// error handler reports rate limits at info, and an exhausted quota
+		// stops all email until someone acts.
+		s.log.ErrorContext(ctx, "resend sending quota exhausted; emails wait until it resets",
+			slog.String("idempotency_key", p.Key), slog.String("error", reason), slog.Duration("retry_in", delay))
+		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeRateLimited).Inc()
+		return res, queue.RateLimited(delay, cause)
+	case class == classRateLimited:
+		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeRateLimited).Inc()
+		return res, queue.RateLimited(delay, cause)
+	}
+	metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeRetried).Inc()
+	return res, cause
+}
+
+// waitTurn takes one send from the rate shared by all workers. It waits in
+// place while the next free slot is within MaxRateWait; beyond that it hands
+// the task back to the queue with a rate-limited error (not a failure), with
+// some jitter so the waiting tasks do not all come back at the same instant.
+func (s *Sender) waitTurn(ctx context.Context) error {
+	if s.limiter == nil {
+		return nil
+	}
+	limit := redis_rate.PerSecond(s.cfg.RatePerSecond)
+	deadline := time.Now().Add(s.cfg.MaxRateWait)
+	for {
+		r, err := s.limiter.Allow(ctx, rateLimitKey, limit)
+		if err != nil {
+			return fmt.Errorf("email rate limiter: %w", err)
+		}
+		if r.Allowed > 0 {
+			return nil
+		}
+		if time.Now().Add(r.RetryAfter).After(deadline) {
+			jitter := time.Duration(rand.Int64N(int64(time.Second)))
+			return queue.RateLimited(r.RetryAfter+jitter,
+				fmt.Errorf("email rate limit of %d per second reached", s.cfg.RatePerSecond))
+		}
+		timer := time.NewTimer(r.RetryAfter)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
