@@ -1,0 +1,198 @@
+package billing_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// withQueue gives the fixture a private Redis database: a client as the
+// handler's enqueuer, and an inspector to look at the queue.
+func (f *fixture) withQueue(t *testing.T) (asynq.RedisConnOpt, *asynq.Client, *asynq.Inspector) {
+	t.Helper()
+	opt, err := queue.RedisOpt(redistest.NewURL(t))
+	require.NoError(t, err)
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { insp.Close() })
+	f.handler.Enqueuer = client
+	return opt, client, insp
+}
+
+// startWorker runs a real Asynq server with the billing handlers, retrying
+// after a few milliseconds instead of the production backoff.
+func (f *fixture) startWorker(t *testing.T, opt asynq.RedisConnOpt) {
+	t.Helper()
+	srv := asynq.NewServer(opt, asynq.Config{
+		Concurrency:              4,
+		Queues:                   queue.Weights,
+		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond },
+		IsFailure:                queue.IsFailure,
+		DelayedTaskCheckInterval: 50 * time.Millisecond,
+		Logger:                   queue.Logger{L: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		LogLevel:                 asynq.FatalLevel,
+	})
+	mux := asynq.NewServeMux()
+	f.handler.Register(mux)
+	require.NoError(t, srv.Start(mux))
+	t.Cleanup(srv.Shutdown)
+}
+
+// enqueue puts the event's task in the queue as the web process does, with
+// maxRetry retries.
+func enqueue(t *testing.T, c *asynq.Client, ev postgres.InboxEvent, maxRetry int) {
+	t.Helper()
+	task, opts, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	require.NoError(t, err)
+	_, err = c.Enqueue(task, append(opts, asynq.MaxRetry(maxRetry))...)
+	require.NoError(t, err)
+}
+
+// waitArchived waits until the event's task is archived and returns it.
+func waitArchived(t *testing.T, insp *asynq.Inspector, eventID string) *asynq.TaskInfo {
+	t.Helper()
+	var info *asynq.TaskInfo
+	require.Eventually(t, func() bool {
+		var err error
+		info, err = insp.GetTaskInfo(tasks.QueueCritical, eventID)
+		return err == nil && info.State == asynq.TaskStateArchived
+	}, 30*time.Second, 20*time.Millisecond, "task %s was never archived", eventID)
+	return info
+}
+
+func TestWorkerArchivesUnknownCustomerAfterRetries(t *testing.T) {
+	f := newFixture(t)
+	opt, client, insp := f.withQueue(t)
+	f.startWorker(t, opt)
+	eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_ghost"})
+
+	enqueue(t, client, f.event(t, eventID), 2)
+
+	info := waitArchived(t, insp, eventID)
+	assert.Equal(t, 2, info.Retried)
+	assert.Equal(t, "no account has Stripe customer cus_ghost", info.LastErr)
+	ev := f.event(t, eventID)
+	assert.Equal(t, postgres.InboxFailed, ev.Status())
+	assert.Equal(t, 3, ev.Attempts, "the first attempt and two retries")
+	assert.Equal(t, "no account has Stripe customer cus_ghost", ev.LastError)
+	require.NotNil(t, ev.FailedAt)
+}
+
+func TestWorkerArchivesMalformedAtOnce(t *testing.T) {
+	f := newFixture(t)
+	opt, client, insp := f.withQueue(t)
+	f.startWorker(t, opt)
+	eventID := f.recordRaw(t, []byte(`{"id":"evt_bad","type":"customer.subscription.deleted","created":1700000000,"data":{"object":{"id":"sub_1","customer":{"object":"customer"}}}}`))
+
+	enqueue(t, client, f.event(t, eventID), 5)
+
+	info := waitArchived(t, insp, eventID)
+	assert.Equal(t, 0, info.Retried, "a malformed event is not retried")
+	assert.Contains(t, info.LastErr, "malformed event")
+	ev := f.event(t, eventID)
+	assert.Equal(t, postgres.InboxFailed, ev.Status())
+	assert.Equal(t, 1, ev.Attempts)
+	assert.Contains(t, ev.LastError, "subscription sub_1 has no customer")
+}
+
+func TestWorkerAppliesQueuedEvent(t *testing.T) {
+	f := newFixture(t)
+	opt, client, _ := f.withQueue(t)
+	f.startWorker(t, opt)
+	id := f.createAccount(t, "acme", "cus_acme")
+	eventID := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionCreated, Shape: billing.Shape2025, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme"})
+
+	enqueue(t, client, f.event(t, eventID), tasks.StripeEventMaxRetry)
+
+	require.Eventually(t, func() bool { return f.event(t, eventID).ProcessedAt != nil }, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, "sub_acme", f.account(t, id).StripeSubscriptionID)
+}
+
+func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
+	f := newFixture(t)
+	_, _, insp := f.withQueue(t)
+	f.handler.RedriveMinAge = 0
+	f.handler.RedrivePageSize = 2 // three pending rows take two pages
+	f.createAccount(t, "acme", "cus_acme")
+	var pending []string
+	for range 3 {
+		pending = append(pending, f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_acme"}))
+	}
+	processed := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_acme"})
+	require.NoError(t, f.process(t, processed))
+	failed := f.recordRaw(t, []byte(`{"id":"evt_failed","type":"customer.subscription.updated","created":1700000000,"data":{"object":{}}}`))
+	require.Error(t, f.process(t, failed))
+	require.Equal(t, postgres.InboxFailed, f.event(t, failed).Status())
+	ctx := context.Background()
+
+	res, err := f.handler.Redrive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{Enqueued: 3}, res)
+
+	res, err = f.handler.Redrive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{Duplicates: 3}, res, "a row whose task is queued is not doubled")
+
+	queued, err := insp.ListPendingTasks(tasks.QueueCritical)
+	require.NoError(t, err)
+	var ids []string
+	for _, q := range queued {
+		assert.Equal(t, tasks.TypeStripeEvent, q.Type)
+		ids = append(ids, q.ID)
+	}
+	assert.ElementsMatch(t, pending, ids)
+}
+
+func TestRedriveWaitsForMinAge(t *testing.T) {
+	f := newFixture(t)
+	f.withQueue(t)
+	f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated})
+
+	res, err := f.handler.Redrive(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{}, res, "the web process enqueued a fresh row itself")
+}
+
+// TestRedriveAfterRedisLoss is the sweep's reason to exist: the event was
+// recorded and its task lost, and the sweep plus a worker still apply it.
+func TestRedriveAfterRedisLoss(t *testing.T) {
+	f := newFixture(t)
+	opt, client, insp := f.withQueue(t)
+	f.handler.RedriveMinAge = 0
+	id := f.createAccount(t, "acme", "cus_acme")
+	eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed, CustomerID: "cus_acme"})
+	enqueue(t, client, f.event(t, eventID), 3)
+	// Lose the task as a flushed Redis would (a real FLUSHDB would also drop
+	// redistest's reservation of this database).
+	require.NoError(t, insp.DeleteTask(tasks.QueueCritical, eventID))
+
+	task, opts, err := tasks.NewInboxRedrive(time.Now())
+	require.NoError(t, err)
+	_, err = client.Enqueue(task, opts...)
+	require.NoError(t, err)
+	f.startWorker(t, opt)
+
+	require.Eventually(t, func() bool { return f.event(t, eventID).ProcessedAt != nil }, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, "past_due", f.account(t, id).Status)
+}
+
+func TestRedriveTaskRejectsBadPayload(t *testing.T) {
+	f := newFixture(t)
+	err := f.handler.ProcessInboxRedrive(context.Background(), asynq.NewTask(tasks.TypeInboxRedrive, []byte("{")))
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, asynq.SkipRetry))
+}
