@@ -7,7 +7,9 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/internal/compliance"
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
 )
 
@@ -16,5 +18,7 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 	// billingNotifier sends the welcome and payment-failed emails; nil sends none.
 	var billingNotifier billing.Notifier
 	billing.NewHandler(store, billingNotifier, client, log.With(slog.String("domain", "billing"))).Register(mux)
+	compliance.New(store, email.NewService(client), client, log.With(slog.String("domain", "compliance")),
+		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
 	return nil
 }
