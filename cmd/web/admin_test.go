@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/redistest"
+)
+
+// freeAddr is a loopback address with a port nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func TestStartAdminServesDashboardBehindAuth(t *testing.T) {
+	addr := freeAddr(t)
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{"ADMIN_ADDR": addr, "ADMIN_USER": "ops", "ADMIN_PASSWORD": "pw", "ADMIN_READ_ONLY": "true"}[k]
+	})
+	require.NoError(t, err)
+	opt, err := queue.RedisOpt(redistest.NewURL(t))
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	errc := make(chan error, 1)
+	stop, err := startAdmin(context.Background(), cfg, opt, nil, log, errc)
+	require.NoError(t, err)
+
+	get := func(method, path string, auth bool) int {
+		req, err := http.NewRequest(method, "http://"+addr+path, nil)
+		require.NoError(t, err)
+		if auth {
+			req.SetBasicAuth("ops", "pw")
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	assert.Equal(t, http.StatusUnauthorized, get("GET", "/monitoring/api/queues", false))
+	assert.Equal(t, http.StatusOK, get("GET", "/monitoring/api/queues", true))
+	assert.Equal(t, http.StatusOK, get("GET", "/metrics", true))
+	assert.Equal(t, http.StatusOK, get("GET", "/readyz", false))
+	assert.Equal(t, http.StatusMethodNotAllowed, get("POST", "/monitoring/api/queues/critical:pause", true), "ADMIN_READ_ONLY=true")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stop(ctx)
+	_, err = http.Get("http://" + addr + "/healthz")
+	assert.Error(t, err, "stopped")
+	assert.Empty(t, errc)
+}
+
+func TestStartAdminRefusesPublicAddressWithoutCredentials(t *testing.T) {
+	cfg, err := config.Load(func(k string) string { return map[string]string{"ADMIN_ADDR": "0.0.0.0:8001"}[k] })
+	require.NoError(t, err)
+	opt, err := queue.RedisOpt("redis://127.0.0.1:6379/0")
+	require.NoError(t, err)
+	_, err = startAdmin(context.Background(), cfg, opt, nil, slog.New(slog.DiscardHandler), make(chan error, 1))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ADMIN_ADDR=0.0.0.0:8001 is not a loopback address and ADMIN_USER/ADMIN_PASSWORD are not set")
+}
