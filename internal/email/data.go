@@ -65,8 +65,8 @@ type PaymentFailedData struct {
 type WeeklySummaryData struct {
 	UserName           string            `json:"user_name"`
 	AccountName        string            `json:"account_name"`
-	StartDate          time.Time         `json:"start_date"`
-	EndDate            time.Time         `json:"end_date"`
+	StartDate          time.Time         `json:"start_date"` // first instant of the period (Monday 00:00 in Timezone)
+	EndDate            time.Time         `json:"end_date"`   // end of the period, exclusive (the next Monday 00:00); the email shows the day before as the last day
 	TotalEquipment     int               `json:"total_equipment"`
 	CleaningsCompleted int               `json:"cleanings_completed"`
 	ActiveAlerts       int               `json:"active_alerts"`

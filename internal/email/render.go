@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	texttemplate "text/template"
+	"time"
 
 	"github.com/cleantrack/jobs/templates"
 )
@@ -122,6 +123,8 @@ func funcs() map[string]any {
 	return map[string]any{
 		"date":     func(t any, tz string) (string, error) { return formatIn(dateLayout, t, tz) },
 		"datetime": func(t any, tz string) (string, error) { return formatIn(dateTimeLayout, t, tz) },
+		// lastday shows the last day of a period given by its exclusive end.
+		"lastday": func(t time.Time, tz string) (string, error) { return formatIn(dateLayout, t.Add(-time.Nanosecond), tz) },
 		"money":    FormatMoney,
 		"plural":   plural,
 		"percent":  percent,

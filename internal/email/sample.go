@@ -68,7 +68,7 @@ func SampleData(name, siteURL string) (Data, error) {
 			UserName:           "John Doe",
 			AccountName:        "Demo Hospital",
 			StartDate:          at("2025-01-13T05:00:00Z"),
-			EndDate:            at("2025-01-19T05:00:00Z"),
+			EndDate:            at("2025-01-20T05:00:00Z"),
 			TotalEquipment:     45,
 			CleaningsCompleted: 387,
 			ActiveAlerts:       2,

@@ -303,3 +303,8 @@ func TestClassifyUnknownStatus(t *testing.T) {
 	c, _ = classify(apiResponse{status: http.StatusRequestTimeout}, errors.New("[ERROR]: timeout"))
 	assert.Equal(t, classRetry, c)
 }
+
+func newTestStoreOnly(t *testing.T) (*postgres.Store, string) {
+	t.Helper()
+	return pgtest.NewStore(t)
+}

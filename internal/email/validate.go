@@ -73,8 +73,8 @@ func (d WeeklySummaryData) Validate() error {
 	if err := m.err(TemplateWeeklySummary, d.Timezone); err != nil {
 		return err
 	}
-	if d.EndDate.Before(d.StartDate) {
-		return fmt.Errorf("%s: end_date is before start_date", TemplateWeeklySummary)
+	if !d.EndDate.After(d.StartDate) {
+		return fmt.Errorf("%s: end_date is not after start_date", TemplateWeeklySummary)
 	}
 	return nil
 }

@@ -1,0 +1,133 @@
+package email
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/internal/postgres"
+)
+
+var _ billing.Notifier = (*Notifier)(nil)
+
+// seedAccount creates an account with an owner, an admin, a manager (who
+// must not get billing mail) and a failed payment of invoice in_1 attempt 1.
+func seedAccount(t *testing.T, store *postgres.Store) int64 {
+	t.Helper()
+	ctx := context.Background()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		_, err := store.DB.ExecContext(ctx, q, args...)
+		require.NoError(t, err)
+	}
+	exec(`INSERT INTO users (id, email, first_name, last_name) VALUES
+		(1, 'Owner@Harbor.example', 'Olivia', 'Owner'),
+		(2, 'admin@harbor.example', 'Adam', 'Admin'),
+		(3, 'manager@harbor.example', 'Mia', 'Manager')`)
+	exec(`INSERT INTO accounts (id, name, slug, owner_id, plan, status, stripe_customer_id, stripe_subscription_id, subscription_end_date, timezone)
+		VALUES (10, 'Harbor Clinic', 'harbor', 1, 'trial', 'active', 'cus_1', 'sub_1', '2026-12-31T23:30:00Z', 'Europe/Berlin')`)
+	exec(`INSERT INTO account_members (account_id, user_id, role) VALUES (10, 1, 'owner'), (10, 2, 'admin'), (10, 3, 'manager')`)
+	exec(`INSERT INTO stripe_events (id, type, stripe_created_at, payload) VALUES ('evt_1', 'invoice.payment_failed', now(), '{}'), ('evt_2', 'invoice.payment_failed', now(), '{}')`)
+	exec(`INSERT INTO invoice_payment_failures (invoice_id, attempt_count, account_id, stripe_event_id, amount_due, currency, next_attempt_at, hosted_invoice_url)
+		VALUES ('in_1', 1, 10, 'evt_1', 490000, 'jpy', '2027-01-03T09:00:00Z', 'https://invoice.stripe.com/i/in_1'),
+		       ('in_1', 2, 10, 'evt_2', 490000, 'jpy', NULL, NULL)`)
+	return 10
+}
+
+func TestNotifierWelcomeOncePerSubscription(t *testing.T) {
+	fake := newFakeResend(t)
+	s, store := newTestSender(t, fake, nil)
+	w := startWorker(t, s)
+	accountID := seedAccount(t, store)
+	n := NewNotifier(store, w.svc, "https://app.cleantrack.example/")
+	ctx := context.Background()
+
+	// The billing handler calls again on every redelivery of the event.
+	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1"))
+	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1"))
+	waitStatus(t, store, "welcome/sub_1", postgres.EmailSent)
+	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1"))
+	time.Sleep(200 * time.Millisecond) // give a wrongly enqueued duplicate time to arrive
+
+	reqs := fake.Requests()
+	require.Len(t, reqs, 1)
+	r := reqs[0]
+	assert.Equal(t, []string{"Owner@Harbor.example"}, r.Body.To, "the address as the user wrote it")
+	assert.Equal(t, "welcome/sub_1", r.IdempotencyKey)
+	assert.Contains(t, r.Body.Subject, "Welcome to CleanTrack")
+	assert.Contains(t, r.Body.Text, "Hello Olivia Owner,")
+	assert.Contains(t, r.Body.Text, "up to 5")
+	assert.Contains(t, r.Body.Text, "up to 10")
+	// 23:30 UTC on December 31 is already January 1 in Berlin.
+	assert.Contains(t, r.Body.Text, "January 1, 2027")
+	assert.Contains(t, r.Body.Html, "https://app.cleantrack.example/dashboard/")
+
+	// Another subscription of the same account is welcomed too.
+	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_2"))
+	waitStatus(t, store, "welcome/sub_2", postgres.EmailSent)
+	assert.Equal(t, 2, fake.Count())
+}
+
+func TestNotifierPaymentFailedOncePerAttemptAndRecipient(t *testing.T) {
+	fake := newFakeResend(t)
+	s, store := newTestSender(t, fake, nil)
+	w := startWorker(t, s)
+	accountID := seedAccount(t, store)
+	n := NewNotifier(store, w.svc, "https://app.cleantrack.example")
+	ctx := context.Background()
+
+	require.NoError(t, n.PaymentFailed(ctx, accountID, "in_1", 1))
+	require.NoError(t, n.PaymentFailed(ctx, accountID, "in_1", 1))
+	waitStatus(t, store, PaymentFailedKey("in_1", 1, "owner@harbor.example"), postgres.EmailSent)
+	waitStatus(t, store, PaymentFailedKey("in_1", 1, "admin@harbor.example"), postgres.EmailSent)
+	require.NoError(t, n.PaymentFailed(ctx, accountID, "in_1", 1))
+	time.Sleep(200 * time.Millisecond)
+	require.Equal(t, 2, fake.Count(), "owner and admin once each; the manager gets none")
+
+	byTo := map[string]fakeRequest{}
+	for _, r := range fake.Requests() {
+		byTo[strings.ToLower(r.Body.To[0])] = r
+	}
+	require.ElementsMatch(t, []string{"owner@harbor.example", "admin@harbor.example"}, keys(byTo))
+	owner := byTo["owner@harbor.example"]
+	assert.Equal(t, "payment_failed/in_1/1/owner@harbor.example", owner.IdempotencyKey)
+	assert.Contains(t, owner.Body.Subject, "¥490,000")
+	assert.Contains(t, owner.Body.Text, "Hello Olivia Owner,")
+	assert.Contains(t, owner.Body.Text, "January 3, 2027 at 10:00 AM CET")
+	assert.Contains(t, owner.Body.Html, "https://invoice.stripe.com/i/in_1")
+	assert.Contains(t, byTo["admin@harbor.example"].Body.Text, "Hello Adam Admin,")
+
+	// The next attempt of the same invoice is news again; without a hosted
+	// invoice URL the link goes to the billing page.
+	require.NoError(t, n.PaymentFailed(ctx, accountID, "in_1", 2))
+	waitStatus(t, store, PaymentFailedKey("in_1", 2, "owner@harbor.example"), postgres.EmailSent)
+	waitStatus(t, store, PaymentFailedKey("in_1", 2, "admin@harbor.example"), postgres.EmailSent)
+	assert.Equal(t, 4, fake.Count())
+	for _, r := range fake.Requests()[2:] {
+		assert.Contains(t, r.Body.Text, "Pay the invoice: https://app.cleantrack.example/dashboard/billing/")
+		assert.True(t, strings.Contains(r.Body.Text, "None scheduled"))
+	}
+}
+
+func TestNotifierErrors(t *testing.T) {
+	store, _ := newTestStoreOnly(t)
+	accountID := seedAccount(t, store)
+	n := NewNotifier(store, NewService(nil), "https://app.cleantrack.example")
+	ctx := context.Background()
+	assert.ErrorIs(t, n.SubscriptionCreated(ctx, 999, "sub_x"), postgres.ErrNotFound)
+	assert.ErrorIs(t, n.PaymentFailed(ctx, accountID, "in_missing", 1), postgres.ErrNotFound)
+	assert.ErrorContains(t, n.PaymentFailed(ctx, accountID+1, "in_1", 1), "belongs to account 10")
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
