@@ -125,12 +125,12 @@ func funcs() map[string]any {
 		"datetime": func(t any, tz string) (string, error) { return formatIn(dateTimeLayout, t, tz) },
 		// lastday shows the last day of a period given by its exclusive end.
 		"lastday": func(t time.Time, tz string) (string, error) { return formatIn(dateLayout, t.Add(-time.Nanosecond), tz) },
-		"money":    FormatMoney,
-		"plural":   plural,
-		"percent":  percent,
-		"inc":      func(i int) int { return i + 1 },
-		"upper":    strings.ToUpper,
-		"link":     func(url, label string) link { return link{URL: url, Label: label} },
+		"money":   FormatMoney,
+		"plural":  plural,
+		"percent": percent,
+		"inc":     func(i int) int { return i + 1 },
+		"upper":   strings.ToUpper,
+		"link":    func(url, label string) link { return link{URL: url, Label: label} },
 	}
 }
 
