@@ -1,5 +1,311 @@
 package main
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
 func stripeCommands() []command {
+	return []command{
+		{
+			name:    "stripe trigger",
+			args:    "<event-type> --account <slug> [--shape 2023|2025] [--url URL] [--price id] [--status s] [--expand]",
+			summary: "build a realistic Stripe event for an account, sign it with STRIPE_WEBHOOK_SECRET and POST it to the web process; types: " + strings.Join(billing.EventTypes, ", "),
+			run:     runStripeTrigger,
+		},
+		{
+			name:    "stripe replay",
+			args:    "<evt_id>",
+			summary: "re-enqueue a recorded Stripe event (deleting its archived task first, clearing failed_at)",
+			run:     runStripeReplay,
+		},
+		{
+			name:    "stripe events",
+			args:    "[--failed] [--since 24h|7d|RFC3339] [--limit N] [--json]",
+			summary: "list recorded Stripe events, newest first: status, attempts, last error or note",
+			run:     runStripeEvents,
+		},
+	}
+}
+
+func runStripeTrigger(ctx context.Context, e *env, args []string) error {
+	fs := flags("stripe trigger", e)
+	slug := fs.String("account", "", "slug of the account the event is about (required)")
+	shape := fs.String("shape", billing.Shape2025, "API shape: 2023 (2023-10-16) or 2025 (2025-03-31.basil)")
+	target := fs.String("url", "", "webhook URL (default http://127.0.0.1:$PORT/billing/webhooks/stripe/)")
+	price := fs.String("price", "", "price id of the subscription (default: the price of the account's plan)")
+	status := fs.String("status", "", "subscription status (default active; canceled for deleted)")
+	expand := fs.Bool("expand", false, "send customer and subscription as expanded objects rather than ids")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("stripe trigger takes one event type: %s", strings.Join(billing.EventTypes, ", "))
+	}
+	eventType := pos[0]
+	if !slices.Contains(billing.EventTypes, eventType) {
+		return usagef("event type %q is not one of %s", eventType, strings.Join(billing.EventTypes, ", "))
+	}
+	if *slug == "" {
+		return usagef("--account is required (the demo account is demo-hospital)")
+	}
+	if *shape != billing.Shape2023 && *shape != billing.Shape2025 {
+		return usagef("--shape %q is not 2023 or 2025", *shape)
+	}
+	if err := e.cfg.RequireWebhookSecret(); err != nil {
+		return err
+	}
+	url := *target
+	if url == "" {
+		url = fmt.Sprintf("http://127.0.0.1:%d/billing/webhooks/stripe/", e.cfg.Port)
+	}
+
+	s, err := e.Store(ctx)
+	if err != nil {
+		return err
+	}
+	acct, err := s.AccountBySlug(ctx, *slug)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return usagef("--account: no account has slug %q (cleantrack seed demo creates demo-hospital)", *slug)
+	}
+	if err != nil {
+		return err
+	}
+	opts := billing.EventOptions{
+		Type:           eventType,
+		Shape:          *shape,
+		Expand:         *expand,
+		CustomerID:     acct.StripeCustomerID,
+		AccountID:      acct.ID,
+		Name:           acct.Name,
+		SubscriptionID: acct.StripeSubscriptionID,
+		PriceID:        *price,
+		Status:         *status,
+	}
+	if opts.PriceID == "" {
+		if plan, err := s.PlanByCode(ctx, acct.Plan); err == nil {
+			opts.PriceID = plan.StripePriceID
+		}
+	}
+	if opts.CustomerID == "" {
+		opts.CustomerID = billing.NewID("cus_")
+		if eventType != billing.EventCustomerCreated {
+			fmt.Fprintf(e.stderr, "note: account %s has no Stripe customer, so the worker will retry this event until one is linked; "+
+				"run \"cleantrack stripe trigger customer.created --account %s\" first\n", acct.Slug, acct.Slug)
+		}
+	}
+	payload, err := billing.BuildEvent(opts)
+	if err != nil {
+		return err
+	}
+	ev, err := billing.DecodeEvent(payload)
+	if err != nil {
+		return err
+	}
+	req, err := billing.SignedRequest(ctx, url, payload, e.cfg.StripeWebhookSecrets[0], time.Now())
+	if err != nil {
+		return usagef("--url: %v", err)
+	}
+	fmt.Fprintf(e.stdout, "sending %s %s for account %s (customer %s, API %s) to %s\n",
+		ev.Type, ev.ID, acct.Slug, opts.CustomerID, ev.APIVersion, url)
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the web process at %s: %w (is it running? start it with \"go run ./cmd/web\" or \"make dev\", or pass --url)", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	fmt.Fprintf(e.stdout, "HTTP %s\n%s\n", resp.Status, strings.TrimSpace(string(body)))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("the web process answered %s", resp.Status)
+	}
+	fmt.Fprintf(e.stdout, "follow it with: cleantrack stripe events --since 10m\n")
 	return nil
+}
+
+func runStripeReplay(ctx context.Context, e *env, args []string) error {
+	pos, err := parse(flags("stripe replay", e), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("stripe replay takes one event id (evt_...); \"cleantrack stripe events --failed\" lists candidates")
+	}
+	id := pos[0]
+	s, err := e.Store(ctx)
+	if err != nil {
+		return err
+	}
+	ev, err := s.StripeEventByID(ctx, id)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return fmt.Errorf("no Stripe event %s in the inbox; \"cleantrack stripe events\" lists the recorded ones", id)
+	}
+	if err != nil {
+		return err
+	}
+	insp, err := e.Inspector()
+	if err != nil {
+		return err
+	}
+	client, err := e.Client()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "event %s (%s): %s, %d attempts\n", ev.ID, ev.Type, ev.Status(), ev.Attempts)
+	if ev.ProcessedAt != nil {
+		fmt.Fprintln(e.stdout, "it is already processed: the worker will not apply it again, only repeat its notifications")
+	}
+
+	if ev.FailedAt != nil {
+		if err := s.ClearStripeEventFailure(ctx, ev.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "cleared failed_at (last error: %s)\n", dashIfEmpty(ev.LastError))
+	}
+
+	info, err := insp.GetTaskInfo(tasks.QueueCritical, ev.ID)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+		// Nothing in Redis holds the id.
+	case err != nil:
+		return fmt.Errorf("look up task %s: %w", ev.ID, redisHint(err))
+	case info.State == asynq.TaskStateArchived || info.State == asynq.TaskStateCompleted:
+		// An archived or retained task keeps its TaskID taken: delete it so
+		// the id can be enqueued again.
+		if err := insp.DeleteTask(tasks.QueueCritical, ev.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("delete %s task %s: %w", info.State, ev.ID, redisHint(err))
+		}
+		fmt.Fprintf(e.stdout, "deleted the %s task %s from queue %s\n", info.State, ev.ID, tasks.QueueCritical)
+	case info.State == asynq.TaskStateRetry || info.State == asynq.TaskStateScheduled:
+		if err := insp.RunTask(tasks.QueueCritical, ev.ID); err != nil {
+			return fmt.Errorf("run task %s now: %w", ev.ID, redisHint(err))
+		}
+		fmt.Fprintf(e.stdout, "task %s was waiting (%s, %d retries so far); moved it to run now\n", ev.ID, info.State, info.Retried)
+		return nil
+	default:
+		fmt.Fprintf(e.stdout, "task %s is already %s in queue %s; nothing to re-enqueue\n", ev.ID, info.State, tasks.QueueCritical)
+		return nil
+	}
+
+	task, opts, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	if err != nil {
+		return err
+	}
+	_, dup, err := queue.Enqueue(ctx, client, task, opts...)
+	if err != nil {
+		return redisHint(err)
+	}
+	if dup {
+		fmt.Fprintf(e.stdout, "task %s appeared in queue %s meanwhile; not enqueued twice\n", ev.ID, tasks.QueueCritical)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "enqueued %s %s in queue %s\n", tasks.TypeStripeEvent, ev.ID, tasks.QueueCritical)
+	return nil
+}
+
+// stripeEventView is one inbox row as "stripe events --json" prints it.
+type stripeEventView struct {
+	ID              string     `json:"id"`
+	Type            string     `json:"type"`
+	Status          string     `json:"status"`
+	APIVersion      string     `json:"api_version"`
+	StripeCreatedAt time.Time  `json:"stripe_created_at"`
+	ReceivedAt      time.Time  `json:"received_at"`
+	ProcessedAt     *time.Time `json:"processed_at"`
+	FailedAt        *time.Time `json:"failed_at"`
+	Attempts        int        `json:"attempts"`
+	LastError       string     `json:"last_error"`
+	Note            string     `json:"note"`
+}
+
+func runStripeEvents(ctx context.Context, e *env, args []string) error {
+	fs := flags("stripe events", e)
+	failed := fs.Bool("failed", false, "only events that failed (archived) and wait for a replay")
+	since := fs.String("since", "", "only events received in the last duration (90m, 24h, 7d) or since an RFC 3339 time")
+	limit := fs.Int("limit", 50, "at most this many events")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("stripe events takes no arguments, only flags")
+	}
+	if *limit < 1 {
+		return usagef("--limit must be at least 1")
+	}
+	filter := postgres.InboxFilter{FailedOnly: *failed, Limit: *limit}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return err
+		}
+		filter.Since = t
+	}
+	s, err := e.Store(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := s.ListStripeEvents(ctx, filter)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]stripeEventView, 0, len(rows))
+		for _, r := range rows {
+			out = append(out, stripeEventView{
+				ID: r.ID, Type: r.Type, Status: r.Status(), APIVersion: r.APIVersion,
+				StripeCreatedAt: r.CreatedAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(),
+				ProcessedAt: r.ProcessedAt, FailedAt: r.FailedAt,
+				Attempts: r.Attempts, LastError: r.LastError, Note: r.Note,
+			})
+		}
+		return printJSON(e.stdout, out)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(e.stdout, "no Stripe events match")
+		return nil
+	}
+	tw := e.table("ID", "TYPE", "RECEIVED", "STATUS", "ATTEMPTS", "LAST ERROR / NOTE")
+	for _, r := range rows {
+		detail := r.LastError
+		if r.Status() == postgres.InboxProcessed {
+			detail = r.Note
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Type, showTime(&r.ReceivedAt), r.Status(), r.Attempts, dashIfEmpty(foldLine(detail, 100)))
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "%d events\n", len(rows))
+	return nil
+}
+
+// parseSince reads --since: a Go duration, a number of days ("7d"), or an
+// RFC 3339 time.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
+			return now.AddDate(0, 0, -n), nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("--since %q is not a duration (90m, 24h, 7d) or an RFC 3339 time (2026-11-26T08:00:00Z)", v)
 }

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/internal/pgtest"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+const stripeTestSecret = "whsec_cli_test"
+
+type stripeCLIFixture struct {
+	store *postgres.Store
+	env   map[string]string
+}
+
+func newStripeCLIFixture(t *testing.T) *stripeCLIFixture {
+	t.Helper()
+	store, dbURL := pgtest.NewStore(t)
+	return &stripeCLIFixture{store: store, env: map[string]string{
+		"DATABASE_URL":          dbURL,
+		"REDIS_URL":             redistest.NewURL(t),
+		"STRIPE_WEBHOOK_SECRET": stripeTestSecret + ",whsec_next",
+	}}
+}
+
+func (f *stripeCLIFixture) account(t *testing.T, slug, customerID string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var owner, id int64
+	require.NoError(t, f.store.DB.GetContext(ctx, &owner, `INSERT INTO users (email) VALUES ($1) RETURNING id`, slug+"@example.com"))
+	require.NoError(t, f.store.DB.GetContext(ctx, &id,
+		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $1, $2, NULLIF($3, '')) RETURNING id`, slug, owner, customerID))
+	return id
+}
+
+func (f *stripeCLIFixture) record(t *testing.T, opts billing.EventOptions) string {
+	t.Helper()
+	payload, err := billing.BuildEvent(opts)
+	require.NoError(t, err)
+	ev, err := billing.DecodeEvent(payload)
+	require.NoError(t, err)
+	_, err = f.store.InsertStripeEvent(context.Background(), postgres.StripeEvent{
+		ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, CreatedAt: ev.CreatedAt(), Payload: payload,
+	})
+	require.NoError(t, err)
+	return ev.ID
+}
+
+func (f *stripeCLIFixture) redis(t *testing.T) (*asynq.Client, *asynq.Inspector) {
+	t.Helper()
+	opt, err := queue.RedisOpt(f.env["REDIS_URL"])
+	require.NoError(t, err)
+	c := asynq.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	i := asynq.NewInspector(opt)
+	t.Cleanup(func() { i.Close() })
+	return c, i
+}
+
+// fakeWebhook stands in for the web process: it verifies the signature as
+// the web process does and keeps the events it accepted.
+type fakeWebhook struct {
+	mu     sync.Mutex
+	events []billing.Event
+	status int
+}
+
+func (w *fakeWebhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	_, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), stripeTestSecret,
+		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	if err != nil {
+		http.Error(rw, `{"error":"bad signature"}`, http.StatusBadRequest)
+		return
+	}
+	ev, err := billing.DecodeEvent(body)
+	if err != nil {
+		http.Error(rw, `{"error":"not an event"}`, http.StatusBadRequest)
+		return
+	}
+	w.mu.Lock()
+	w.events = append(w.events, ev)
+	status := w.status
+	w.mu.Unlock()
+	if status != 0 {
+		http.Error(rw, `{"error":"unavailable"}`, status)
+		return
+	}
+	rw.Write([]byte(`{"received":true,"duplicate":false}`))
+}
+
+func TestStripeTriggerPostsSignedEvent(t *testing.T) {
+	f := newStripeCLIFixture(t)
+	f.account(t, "acme", "cus_acme")
+	fake := &fakeWebhook{}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+
+	for _, shape := range []string{"2023", "2025"} {
+		out, _, err := cli(t, f.env, "stripe", "trigger", "invoice.payment_failed", "--account", "acme", "--shape", shape, "--url", srv.URL)
+		require.NoError(t, err)
+		assert.Contains(t, out, "HTTP 200 OK")
+		assert.Contains(t, out, `{"received":true,"duplicate":false}`)
+	}
+
+	require.Len(t, fake.events, 2)
+	for i, want := range []string{billing.APIVersion2023, billing.APIVersion2025} {
+		ev := fake.events[i]
+		assert.Equal(t, want, ev.APIVersion)
+		in, err := ev.DecodeInvoice()
+		require.NoError(t, err)
+		assert.Equal(t, "cus_acme", string(in.Customer))
+		assert.NotEmpty(t, in.SubscriptionID(), "both shapes name the subscription")
+	}
+}
+
+func TestStripeTriggerCustomerCreatedNamesAccount(t *testing.T) {
+	f := newStripeCLIFixture(t)
+	id := f.account(t, "fresh", "")
+	fake := &fakeWebhook{}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+
+	_, _, err := cli(t, f.env, "stripe", "trigger", "customer.created", "--account", "fresh", "--url", srv.URL)
+	require.NoError(t, err)
+
+	require.Len(t, fake.events, 1)
+	c, err := fake.events[0].DecodeCustomer()
+	require.NoError(t, err)
+	assert.Regexp(t, `^cus_`, c.ID)
+	assert.Equal(t, jsonNumber(id), c.Metadata["account_id"])
+}
+
+func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestStripeTriggerFailures(t *testing.T) {
+	f := newStripeCLIFixture(t)
+	f.account(t, "acme", "cus_acme")
+	refusing := &fakeWebhook{status: http.StatusServiceUnavailable}
+	srv := httptest.NewServer(refusing)
+	t.Cleanup(srv.Close)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+
+	cases := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		errHas   string
+		exitCode int
+	}{
+		{"non-2xx answer", []string{"customer.subscription.updated", "--account", "acme", "--url", srv.URL}, nil, "answered 503 Service Unavailable", 1},
+		{"web process down", []string{"customer.subscription.updated", "--account", "acme", "--url", gone.URL}, nil, "cannot reach the web process", 1},
+		{"unknown account", []string{"customer.subscription.updated", "--account", "nope", "--url", srv.URL}, nil, `no account has slug "nope"`, 2},
+		{"unknown type", []string{"charge.refunded", "--account", "acme"}, nil, "is not one of", 2},
+		{"missing account", []string{"customer.created"}, nil, "--account is required", 2},
+		{"bad shape", []string{"customer.created", "--account", "acme", "--shape", "2019"}, nil, "--shape", 2},
+		{"no secret", []string{"customer.created", "--account", "acme", "--url", srv.URL}, map[string]string{"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET is required", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range f.env {
+				env[k] = v
+			}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			_, _, err := cli(t, env, append([]string{"stripe", "trigger"}, tc.args...)...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.errHas)
+			assert.Equal(t, tc.exitCode, exitCode(err))
+		})
+	}
+}
+
+func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
+	f := newStripeCLIFixture(t)
+	client, insp := f.redis(t)
+	ctx := context.Background()
+	eventID := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_ghost"})
+	// The worker gave up on it: archived in Redis, failed in the inbox.
+	task, opts, err := tasks.NewStripeEvent(eventID, billing.EventSubscriptionUpdated)
+	require.NoError(t, err)
+	_, err = client.Enqueue(task, opts...)
+	require.NoError(t, err)
+	require.NoError(t, insp.ArchiveTask(tasks.QueueCritical, eventID))
+	require.NoError(t, f.store.RecordStripeEventFailure(ctx, eventID, "no account has Stripe customer cus_ghost", true))
+
+	out, _, err := cli(t, f.env, "stripe", "replay", eventID)
+	require.NoError(t, err)
+
+	assert.Contains(t, out, "cleared failed_at (last error: no account has Stripe customer cus_ghost)")
+	assert.Contains(t, out, "deleted the archived task "+eventID)
+	assert.Contains(t, out, "enqueued stripe:event "+eventID)
+	info, err := insp.GetTaskInfo(tasks.QueueCritical, eventID)
+	require.NoError(t, err)
+	assert.Equal(t, asynq.TaskStatePending, info.State)
+	ev, err := f.store.StripeEventByID(ctx, eventID)
+	require.NoError(t, err)
+	assert.Equal(t, postgres.InboxPending, ev.Status())
+
+	out, _, err = cli(t, f.env, "stripe", "replay", eventID)
+	require.NoError(t, err)
+	assert.Contains(t, out, "already pending")
+
+	_, _, err = cli(t, f.env, "stripe", "replay", "evt_missing")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no Stripe event evt_missing in the inbox")
+}
+
+func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
+	f := newStripeCLIFixture(t)
+	_, insp := f.redis(t)
+	eventID := f.record(t, billing.EventOptions{Type: billing.EventCustomerCreated})
+
+	out, _, err := cli(t, f.env, "stripe", "replay", eventID)
+	require.NoError(t, err)
+	assert.Contains(t, out, "enqueued stripe:event "+eventID)
+	info, err := insp.GetTaskInfo(tasks.QueueCritical, eventID)
+	require.NoError(t, err)
+	assert.Equal(t, tasks.TypeStripeEvent, info.Type)
+}
+
+func TestStripeEventsListsInbox(t *testing.T) {
+	f := newStripeCLIFixture(t)
+	ctx := context.Background()
+	pending := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionCreated})
+	failed := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed})
+	require.NoError(t, f.store.RecordStripeEventFailure(ctx, failed, "no account has Stripe customer cus_x", true))
+	processed := f.record(t, billing.EventOptions{Type: billing.EventCustomerCreated})
+	_, err := f.store.MarkStripeEventProcessed(ctx, processed, "customer cus_y has no metadata.account_id; no account linked")
+	require.NoError(t, err)
+
+	out, _, err := cli(t, f.env, "stripe", "events", "--json")
+	require.NoError(t, err)
+	var rows []stripeEventView
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	byID := map[string]stripeEventView{}
+	for _, r := range rows {
+		byID[r.ID] = r
+	}
+	require.Len(t, byID, 3)
+	assert.Equal(t, "pending", byID[pending].Status)
+	assert.Equal(t, "failed", byID[failed].Status)
+	assert.Equal(t, 1, byID[failed].Attempts)
+	assert.Equal(t, "no account has Stripe customer cus_x", byID[failed].LastError)
+	assert.Equal(t, "processed", byID[processed].Status)
+	assert.Contains(t, byID[processed].Note, "no metadata.account_id")
+
+	out, _, err = cli(t, f.env, "stripe", "events", "--failed", "--json")
+	require.NoError(t, err)
+	rows = nil
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	require.Len(t, rows, 1)
+	assert.Equal(t, failed, rows[0].ID)
+
+	out, _, err = cli(t, f.env, "stripe", "events")
+	require.NoError(t, err)
+	assert.Regexp(t, `ID\s+TYPE\s+RECEIVED\s+STATUS\s+ATTEMPTS\s+LAST ERROR / NOTE`, out)
+	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+\S+ \S+\s+failed\s+1\s+no account has Stripe customer cus_x`, out)
+	assert.Contains(t, out, "3 events")
+
+	out, _, err = cli(t, f.env, "stripe", "events", "--since", time.Now().Add(time.Hour).Format(time.RFC3339))
+	require.NoError(t, err)
+	assert.Contains(t, out, "no Stripe events match")
+
+	out, _, err = cli(t, f.env, "stripe", "events", "--since", "24h", "--limit", "2", "--json")
+	require.NoError(t, err)
+	rows = nil
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	assert.Len(t, rows, 2)
+
+	_, _, err = cli(t, f.env, "stripe", "events", "--since", "yesterday")
+	require.Error(t, err)
+	assert.Equal(t, 2, exitCode(err))
+}
