@@ -11,12 +11,22 @@ import (
 	"github.com/cleantrack/jobs/internal/config"
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
 )
 
 // registerHandlers wires every domain's task handlers into mux.
 func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Config, store *postgres.Store, client *asynq.Client, redisOpt asynq.RedisConnOpt, log *slog.Logger) error {
-	// billingNotifier sends the welcome and payment-failed emails; nil sends none.
-	var billingNotifier billing.Notifier
+	// Email: the email:send handler (Resend, or the outbox without an API key)
+	// and the notifier billing calls after its commits for the welcome and
+	// payment-failed emails. The rate limiter's Redis client lives as long as
+	// the process: tasks still running during shutdown need it.
+	sender, err := email.NewSender(email.SenderConfigFrom(cfg), store, queue.RedisClient(redisOpt), log.With(slog.String("domain", "email")))
+	if err != nil {
+		return err
+	}
+	mux.Handle(tasks.TypeEmailSend, sender)
+	billingNotifier := email.NewNotifier(store, email.NewService(client), cfg.SiteURL)
 	billing.NewHandler(store, billingNotifier, client, log.With(slog.String("domain", "billing"))).Register(mux)
 	compliance.New(store, email.NewService(client), client, log.With(slog.String("domain", "compliance")),
 		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
