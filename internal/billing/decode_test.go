@@ -1,0 +1,119 @@
+package billing_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/cleantrack/jobs/internal/billing"
+)
+
+func TestExpandableID(t *testing.T) {
+	cases := map[string]struct {
+		in   string
+		want string
+		err  bool
+	}{
+		"id string":       {in: `"cus_1"`, want: "cus_1"},
+		"expanded object": {in: `{"id":"cus_2","object":"customer","email":"a@example.com"}`, want: "cus_2"},
+		"null":            {in: `null`, want: ""},
+		"number":          {in: `42`, err: true},
+		"array":           {in: `["cus_1"]`, err: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var id billing.ExpandableID
+			err := json.Unmarshal([]byte(tc.in), &id)
+			if tc.err {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(id))
+		})
+	}
+}
+
+// TestShapesPutFieldsWhereStripeDoes checks the generator against the API
+// change the decoder must survive: in 2025-03-31 the period end left the
+// subscription and the invoice's subscription moved under parent.
+func TestShapesPutFieldsWhereStripeDoes(t *testing.T) {
+	end := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		shape, apiVersion string
+	}{{billing.Shape2023, "2023-10-16"}, {billing.Shape2025, "2025-03-31.basil"}} {
+		t.Run(tc.shape, func(t *testing.T) {
+			raw, err := billing.BuildEvent(billing.EventOptions{Type: billing.EventSubscriptionUpdated, Shape: tc.shape, SubscriptionID: "sub_1", PeriodEnd: end})
+			require.NoError(t, err)
+			var generic struct {
+				APIVersion string `json:"api_version"`
+				Data       struct {
+					Object map[string]any `json:"object"`
+				} `json:"data"`
+			}
+			require.NoError(t, json.Unmarshal(raw, &generic))
+			assert.Equal(t, tc.apiVersion, generic.APIVersion)
+			_, onSubscription := generic.Data.Object["current_period_end"]
+			assert.Equal(t, tc.shape == billing.Shape2023, onSubscription)
+
+			ev, err := billing.DecodeEvent(raw)
+			require.NoError(t, err)
+			sub, err := ev.DecodeSubscription()
+			require.NoError(t, err)
+			assert.True(t, end.Equal(sub.PeriodEnd()), "period end %s", sub.PeriodEnd())
+			assert.Equal(t, "price_trial_monthly", sub.PriceID())
+
+			raw, err = billing.BuildEvent(billing.EventOptions{Type: billing.EventInvoicePaymentFailed, Shape: tc.shape, SubscriptionID: "sub_1", Expand: true})
+			require.NoError(t, err)
+			require.NoError(t, json.Unmarshal(raw, &generic))
+			_, topLevel := generic.Data.Object["subscription"]
+			assert.Equal(t, tc.shape == billing.Shape2023, topLevel)
+			ev, err = billing.DecodeEvent(raw)
+			require.NoError(t, err)
+			in, err := ev.DecodeInvoice()
+			require.NoError(t, err)
+			assert.Equal(t, "sub_1", in.SubscriptionID())
+			assert.NotEmpty(t, string(in.Customer))
+		})
+	}
+}
+
+func TestDecodeEventRejectsNonEvents(t *testing.T) {
+	for name, raw := range map[string]string{
+		"not JSON":  `{"id":`,
+		"no type":   `{"id":"evt_1","data":{"object":{}}}`,
+		"no object": `{"id":"evt_1","type":"customer.created","data":{"object":null}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := billing.DecodeEvent([]byte(raw))
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, billing.ErrMalformed))
+		})
+	}
+}
+
+func TestBuildEventRejectsUnknownTypeAndShape(t *testing.T) {
+	_, err := billing.BuildEvent(billing.EventOptions{Type: "charge.refunded"})
+	assert.ErrorContains(t, err, "unsupported type")
+	_, err = billing.BuildEvent(billing.EventOptions{Type: billing.EventCustomerCreated, Shape: "2019"})
+	assert.ErrorContains(t, err, "shape")
+}
+
+func TestSignVerifiesWithStripe(t *testing.T) {
+	raw, err := billing.BuildEvent(billing.EventOptions{Type: billing.EventCustomerCreated, Shape: billing.Shape2025})
+	require.NoError(t, err)
+	header := billing.Sign(raw, "whsec_a", time.Now())
+
+	ev, err := webhook.ConstructEventWithOptions(raw, header, "whsec_a", webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	require.NoError(t, err)
+	assert.Equal(t, "customer.created", string(ev.Type))
+	_, err = webhook.ConstructEventWithOptions(raw, header, "whsec_b", webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	assert.Error(t, err)
+	_, err = webhook.ConstructEventWithOptions(raw, billing.Sign(raw, "whsec_a", time.Now().Add(-time.Hour)), "whsec_a", webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	assert.Error(t, err, "an hour-old signature is outside the tolerance")
+}
