@@ -49,7 +49,7 @@ func CheckBind(c ServerConfig) error {
 		return nil
 	}
 	return fmt.Errorf("%s=%s is not a loopback address and ADMIN_USER/ADMIN_PASSWORD are not set: "+
-		"refusing to serve the dashboard and metrics unauthenticated; set ADMIN_USER and ADMIN_PASSWORD, "+
+		"refusing to serve admin endpoints without authentication; set ADMIN_USER and ADMIN_PASSWORD, "+
 		"or bind to 127.0.0.1", c.Name, c.Addr)
 }
 
