@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/web"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -195,4 +198,46 @@ func TestRedriveTaskRejectsBadPayload(t *testing.T) {
 	err := f.handler.ProcessInboxRedrive(context.Background(), asynq.NewTask(tasks.TypeInboxRedrive, []byte("{")))
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, asynq.SkipRetry))
+}
+
+// TestEndToEndSignedWebhookToAccount drives the whole path: a signed request
+// into the web process's handler, the inbox row and task it records, a real
+// worker, and the account row; then Stripe delivering the same event again.
+func TestEndToEndSignedWebhookToAccount(t *testing.T) {
+	f := newFixture(t)
+	opt, client, _ := f.withQueue(t)
+	f.startWorker(t, opt)
+	f.addPlan(t, "pro", "price_pro_monthly")
+	id := f.createAccount(t, "acme", "cus_acme")
+	intake := &web.Server{
+		Store: f.store, Queue: client, StripeSecrets: []string{"whsec_old", "whsec_e2e"}, StripeTolerance: 5 * time.Minute,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	srv := httptest.NewServer(intake.Handler())
+	t.Cleanup(srv.Close)
+	payload, err := billing.BuildEvent(billing.EventOptions{
+		Type: billing.EventSubscriptionCreated, Shape: billing.Shape2025, Expand: true,
+		CustomerID: "cus_acme", SubscriptionID: "sub_acme", PriceID: "price_pro_monthly", PeriodEnd: base,
+	})
+	require.NoError(t, err)
+	ev, err := billing.DecodeEvent(payload)
+	require.NoError(t, err)
+
+	for range 2 {
+		req, err := billing.SignedRequest(context.Background(), srv.URL+"/billing/webhooks/stripe/", payload, "whsec_e2e", time.Now())
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+
+	require.Eventually(t, func() bool { return f.event(t, ev.ID).ProcessedAt != nil }, 20*time.Second, 20*time.Millisecond)
+	a := f.account(t, id)
+	assert.Equal(t, "sub_acme", a.StripeSubscriptionID)
+	assert.Equal(t, "pro", a.Plan)
+	require.NotNil(t, a.SubscriptionEndDate)
+	assert.True(t, base.Equal(*a.SubscriptionEndDate))
+	assert.Equal(t, 1, f.event(t, ev.ID).Attempts)
+	assert.Equal(t, []notification{{Kind: "subscription_created", AccountID: id, ObjectID: "sub_acme"}}, f.notifier.Calls())
 }
