@@ -333,3 +333,17 @@ func (s *Store) BillingContacts(ctx context.Context, accountID int64) ([]Billing
 	}
 	return ordered, nil
 }
+
+// ListEmailDeliveries returns the newest deliveries first, at most limit,
+// only those with status when it is not empty.
+func (s *Store) ListEmailDeliveries(ctx context.Context, status string, limit int) ([]EmailDelivery, error) {
+	const q = `SELECT ` + emailDeliveryColumns + ` FROM email_deliveries
+		WHERE ($1 = '' OR status = $1)
+		ORDER BY created_at DESC, id DESC
+		LIMIT $2`
+	var out []EmailDelivery
+	if err := s.DB.SelectContext(ctx, &out, q, status, limit); err != nil {
+		return nil, fmt.Errorf("list email deliveries: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/email"
+	"github.com/cleantrack/jobs/internal/pgtest"
+	"github.com/cleantrack/jobs/internal/redistest"
+)
+
+func TestEmailPreview(t *testing.T) {
+	env := map[string]string{"SITE_URL": "https://app.cleantrack.example"}
+	for _, name := range email.Templates() {
+		t.Run(name, func(t *testing.T) {
+			out, errOut, err := cli(t, env, "email", "preview", name)
+			require.NoError(t, err)
+			assert.True(t, strings.HasPrefix(out, "<!DOCTYPE html>"), out[:min(len(out), 80)])
+			assert.Contains(t, out, "https://app.cleantrack.example/")
+			assert.Contains(t, errOut, "Subject: ")
+
+			text, _, err := cli(t, env, "email", "preview", name, "--text")
+			require.NoError(t, err)
+			assert.NotContains(t, text, "<")
+			assert.Contains(t, text, "John Doe")
+		})
+	}
+
+	out, errOut, err := cli(t, env, "email", "preview", "welcome")
+	require.NoError(t, err)
+	assert.Contains(t, errOut, "Welcome to CleanTrack")
+	assert.Contains(t, out, "Demo Hospital")
+
+	dataFile := filepath.Join(t.TempDir(), "data.json")
+	require.NoError(t, os.WriteFile(dataFile, []byte(`{"account_name":"Harbor Clinic","user_name":"Ada Lovelace"}`), 0o644))
+	out, _, err = cli(t, env, "email", "preview", "emails/welcome.html", "--text", "--data", dataFile)
+	require.NoError(t, err)
+	assert.Contains(t, out, "Hello Ada Lovelace,")
+	assert.Contains(t, out, "Harbor Clinic")
+
+	require.NoError(t, os.WriteFile(dataFile, []byte(`{"plan_name":""}`), 0o644))
+	_, _, err = cli(t, env, "email", "preview", "welcome", "--data", dataFile)
+	assert.ErrorContains(t, err, "plan_name", "a missing required field fails the preview too")
+
+	_, _, err = cli(t, env, "email", "preview", "nope")
+	require.Error(t, err)
+	assert.Equal(t, 2, exitCode(err))
+	assert.Contains(t, err.Error(), "cleaning_overdue_alert")
+}
+
+func TestEmailSendTestOutbox(t *testing.T) {
+	_, dbURL := pgtest.NewStore(t)
+	outbox := t.TempDir()
+	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redistest.NewURL(t), "EMAIL_OUTBOX_DIR": outbox}
+
+	out, _, err := cli(t, env, "email", "send-test", "--to", "me@example.com", "--template", "payment_failed")
+	require.NoError(t, err)
+	assert.Contains(t, out, "no RESEND_API_KEY: wrote payment_failed for me@example.com to the outbox")
+	files, err := filepath.Glob(filepath.Join(outbox, "*_send-test_payment_failed_me@example.com_*"))
+	require.NoError(t, err)
+	assert.Len(t, files, 2, "an .html and a .txt")
+
+	out, _, err = cli(t, env, "email", "deliveries", "--status", "outbox")
+	require.NoError(t, err)
+	assert.Contains(t, out, "send-test/payment_failed/me@example.com/")
+
+	_, _, err = cli(t, env, "email", "send-test")
+	assert.Equal(t, 2, exitCode(err))
+}
+
+func TestEmailSendTestResendAndSuppression(t *testing.T) {
+	var calls atomic.Int32
+	var gotKey atomic.Value
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		gotKey.Store(r.Header.Get("Idempotency-Key"))
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"id": "re_msg_1"})
+	}))
+	t.Cleanup(fake.Close)
+	_, dbURL := pgtest.NewStore(t)
+	env := map[string]string{
+		"DATABASE_URL": dbURL, "REDIS_URL": redistest.NewURL(t),
+		"RESEND_API_KEY": "re_test", "RESEND_BASE_URL": fake.URL + "/",
+	}
+
+	out, _, err := cli(t, env, "email", "send-test", "--to", "me@example.com")
+	require.NoError(t, err)
+	assert.Contains(t, out, "sent welcome to me@example.com")
+	assert.Contains(t, out, "resend id re_msg_1")
+	assert.Equal(t, int32(1), calls.Load())
+	assert.True(t, strings.HasPrefix(gotKey.Load().(string), "send-test/welcome/me@example.com/"))
+
+	out, _, err = cli(t, env, "email", "suppress", "Me@Example.com", "--reason", "asked to stop")
+	require.NoError(t, err)
+	assert.Contains(t, out, "asked to stop")
+	_, _, err = cli(t, env, "email", "send-test", "--to", "me@example.com")
+	assert.ErrorContains(t, err, "suppression list")
+	assert.Equal(t, int32(1), calls.Load(), "no call for a suppressed address")
+
+	out, _, err = cli(t, env, "email", "unsuppress", "me@example.com")
+	require.NoError(t, err)
+	assert.Contains(t, out, "removed me@example.com")
+	out, _, err = cli(t, env, "email", "unsuppress", "me@example.com")
+	require.NoError(t, err)
+	assert.Contains(t, out, "was not on the suppression list")
+	_, _, err = cli(t, env, "email", "send-test", "--to", "me@example.com")
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), calls.Load())
+
+	out, _, err = cli(t, env, "email", "deliveries")
+	require.NoError(t, err)
+	assert.Contains(t, out, "suppressed")
+	assert.Contains(t, out, "sent")
+}
