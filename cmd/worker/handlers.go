@@ -27,7 +27,9 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 	}
 	mux.Handle(tasks.TypeEmailSend, sender)
 	billingNotifier := email.NewNotifier(store, email.NewService(client), cfg.SiteURL)
-	billing.NewHandler(store, billingNotifier, client, log.With(slog.String("domain", "billing"))).Register(mux)
+	bh := billing.NewHandler(store, billingNotifier, client, log.With(slog.String("domain", "billing")))
+	bh.RedriveMinAge = cfg.InboxRedriveMinAge
+	bh.Register(mux)
 	compliance.New(store, email.NewService(client), client, log.With(slog.String("domain", "compliance")),
 		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
 	return nil

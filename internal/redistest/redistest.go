@@ -31,7 +31,9 @@ func ServerURL() string {
 
 // NewURL reserves a free logical database (1-15) and returns a redis:// URL for
 // it. It waits while all are lent out, and gives the database back, flushed,
-// when t ends.
+// when t ends. The reservations live in database 0 (keys
+// cleantrack:redistest:lock:<n>), so flushing a lent database never drops its
+// own reservation.
 func NewURL(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
@@ -39,41 +41,55 @@ func NewURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("redistest: TEST_REDIS_URL: %v", err)
 	}
+	locks := client(t, base, 0)
 	token := make([]byte, 8)
 	_, _ = rand.Read(token)
 	tok := hex.EncodeToString(token)
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		for db := 1; db <= 15; db++ {
-			u := *base
-			u.Path = fmt.Sprintf("/%d", db)
-			opt, err := redis.ParseURL(u.String())
+			key := fmt.Sprintf("%s:%d", lockKey, db)
+			ok, err := locks.SetNX(ctx, key, tok, 20*time.Minute).Result()
 			if err != nil {
-				t.Fatalf("redistest: %v", err)
-			}
-			c := redis.NewClient(opt)
-			ok, err := c.SetNX(ctx, lockKey, tok, 15*time.Minute).Result()
-			if err != nil {
-				c.Close()
+				locks.Close()
 				t.Fatalf("redistest: Redis at TEST_REDIS_URL (%s) is not reachable: %v; start it (see README, \"Running the tests\")", base.Redacted(), err)
 			}
 			if !ok {
-				c.Close()
 				continue
 			}
-			flushKeepingLock(ctx, c, tok)
+			c := client(t, base, db)
+			c.FlushDB(ctx)
 			t.Cleanup(func() {
-				defer c.Close()
 				cctx := context.Background()
 				c.FlushDB(cctx)
+				c.Close()
+				// Release only our own reservation.
+				if locks.Get(cctx, key).Val() == tok {
+					locks.Del(cctx, key)
+				}
+				locks.Close()
 			})
+			u := *base
+			u.Path = fmt.Sprintf("/%d", db)
 			return u.String()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redistest: no free Redis database after 2 minutes")
+			locks.Close()
+			t.Fatalf("redistest: no free Redis database after 3 minutes")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func client(t testing.TB, base *url.URL, db int) *redis.Client {
+	t.Helper()
+	u := *base
+	u.Path = fmt.Sprintf("/%d", db)
+	opt, err := redis.ParseURL(u.String())
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	return redis.NewClient(opt)
 }
 
 // NewClient is NewURL plus a go-redis client on it, closed when t ends.
@@ -84,9 +100,4 @@ func NewClient(t testing.TB) (*redis.Client, string) {
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { c.Close() })
 	return c, u
-}
-
-func flushKeepingLock(ctx context.Context, c *redis.Client, tok string) {
-	c.FlushDB(ctx)
-	c.Set(ctx, lockKey, tok, 15*time.Minute)
 }

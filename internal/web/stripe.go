@@ -70,7 +70,7 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		slog.String("event_type", res.eventType),
 		slog.String("outcome", res.outcome),
 		slog.Int("status", res.status),
-		slog.Duration("duration", elapsed),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 	}
 	if res.err != nil {
 		attrs = append(attrs, slog.String("error", res.err.Error()))
