@@ -32,7 +32,8 @@ type Mailer interface {
 const (
 	DefaultScanBatch      = 10000
 	DefaultAccountPage    = 500
-	DefaultEnqueueWorkers = 8
+	DefaultEnqueueWorkers = 16
+	DefaultScanWorkers    = 2
 )
 
 // Options tune the jobs; the zero value of each field takes its default.
@@ -43,6 +44,9 @@ type Options struct {
 	Grace time.Duration
 	// ScanBatch is how many pieces of equipment one scan statement covers.
 	ScanBatch int
+	// ScanWorkers is how many pages the scan works on at once, each on a
+	// connection of its own.
+	ScanWorkers int
 	// AccountPage is how many accounts one weekly-summary statement covers.
 	AccountPage int
 	// EnqueueWorkers is how many emails or tasks are enqueued at once.
@@ -65,6 +69,9 @@ type Service struct {
 func New(store *postgres.Store, mailer Mailer, enq queue.Enqueuer, log *slog.Logger, opt Options) *Service {
 	if opt.ScanBatch <= 0 {
 		opt.ScanBatch = DefaultScanBatch
+	}
+	if opt.ScanWorkers <= 0 {
+		opt.ScanWorkers = DefaultScanWorkers
 	}
 	if opt.AccountPage <= 0 {
 		opt.AccountPage = DefaultAccountPage

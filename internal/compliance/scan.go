@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -45,69 +46,59 @@ func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// scanRange is a page of equipment ids, (after, through], whose alerts were
-// opened and whose emails are to be enqueued.
+// scanRange is a page of equipment ids, (after, through].
 type scanRange struct{ after, through int64 }
 
-// Scan resolves the alerts of equipment cleaned or deactivated since, then
-// walks the equipment (of accountID only, when it is not 0) in pages by id:
-// one statement per page opens the alerts of the newly overdue, and the
-// emails every still-unnotified alert of the page owes are enqueued while the
-// next page is scanned. An alert is marked notified only after all its emails
-// are enqueued, so an alert opened by a scan that crashed before enqueueing
-// gets its emails from the next scan; their keys keep them single.
+// Scan walks the equipment (of accountID only, when it is not 0) in pages of
+// ScanBatch ids, ScanWorkers pages at a time. For each page, one statement
+// resolves the alerts of equipment cleaned or deactivated since, one opens the
+// alerts of the newly overdue, and the emails every still-unnotified alert of
+// the page owes are enqueued as the rows stream in. An alert is marked
+// notified only after all its emails are enqueued, so an alert opened by a
+// scan that crashed before enqueueing gets its emails from the next scan;
+// their keys keep them single.
 func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error) {
 	now := s.now()
 	cutoff := now.Add(-s.opt.Grace)
+	var mu sync.Mutex
 	var r ScanResult
-	resolved, err := s.store.ResolveOverdueAlerts(ctx, accountID, cutoff, now)
-	if err != nil {
-		return r, err
-	}
-	r.Resolved = resolved
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pages := make(chan scanRange, 2)
-	notified := make(chan error, 1)
-	go func() {
-		var err error
-		for pg := range pages {
-			if err != nil {
-				continue // drain, so the scanning side never blocks
-			}
-			var alerts, emails int
-			alerts, emails, err = s.notifyRange(ctx, accountID, pg, now)
-			r.Notified += alerts
-			r.Emails += emails
-			if err != nil {
-				cancel()
-			}
-		}
-		notified <- err
-	}()
-
-	var after int64
-	var scanErr error
-	for {
-		b, err := s.store.OpenOverdueAlerts(ctx, accountID, after, s.opt.ScanBatch, cutoff, now)
+	p := newPool(ctx, s.opt.ScanWorkers, func(ctx context.Context, pg scanRange) error {
+		resolved, err := s.store.ResolveOverdueAlerts(ctx, accountID, pg.after, pg.through, cutoff, now)
 		if err != nil {
-			scanErr = err
+			return err
+		}
+		opened, err := s.store.OpenOverdueAlerts(ctx, accountID, pg.after, pg.through, cutoff, now)
+		if err != nil {
+			return err
+		}
+		alerts, emails, err := s.notifyRange(ctx, accountID, pg, now)
+		mu.Lock()
+		r.Resolved += resolved
+		r.Opened += opened
+		r.Notified += alerts
+		r.Emails += emails
+		mu.Unlock()
+		return err
+	})
+	var after int64
+	var err error
+	for {
+		var hi int64
+		hi, err = s.store.NextEquipmentBound(ctx, accountID, after, s.opt.ScanBatch)
+		if err != nil || hi == 0 {
 			break
 		}
-		if b.LastID == 0 {
+		if err = p.submit(scanRange{after: after, through: hi}); err != nil {
 			break
 		}
-		r.Opened += b.Opened
-		pages <- scanRange{after: after, through: b.LastID}
-		after = b.LastID
+		after = hi
 	}
-	close(pages)
-	notifyErr := <-notified
-	if notifyErr != nil {
-		return r, notifyErr
+	if werr := p.wait(); werr != nil {
+		err = werr
 	}
-	return r, scanErr
+	mu.Lock()
+	defer mu.Unlock()
+	return r, err
 }
 
 // notifyRange enqueues the emails owed by the unnotified active alerts of one

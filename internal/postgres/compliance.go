@@ -19,64 +19,36 @@ const AlertKindOverdue = "cleaning_overdue"
 // get none.
 var ReportingStatuses = []string{"trialing", "active", "past_due"}
 
-// OverdueBatch is the outcome of opening alerts over one page of equipment.
-type OverdueBatch struct {
-	// LastID is the highest equipment id of the page; 0 when there was none,
-	// which ends the scan.
-	LastID int64 `db:"last_id"`
-	// Opened counts the alerts this page opened.
-	Opened int `db:"opened"`
-}
-
-// OpenOverdueAlerts looks at the next page of at most limit pieces of
-// equipment with an id above afterID (of accountID only, when it is not 0)
-// and, in one statement, opens a cleaning_overdue alert for every active one
-// that is overdue at cutoff and has no active alert yet. The partial unique
-// index on active alerts makes a repeated call a no-op. A piece of equipment is
-// due at its last cleaning (or its creation) plus its interval, and overdue
-// once cutoff (now minus the grace) is past that time.
-func (s *Store) OpenOverdueAlerts(ctx context.Context, accountID, afterID int64, limit int, cutoff, now time.Time) (OverdueBatch, error) {
+// NextEquipmentBound returns the highest id of the next page of at most
+// limit pieces of equipment with an id above afterID (of accountID only, when
+// it is not 0), or 0 when there is none: keyset pagination over the primary
+// key, so each page costs the same however far the scan is.
+func (s *Store) NextEquipmentBound(ctx context.Context, accountID, afterID int64, limit int) (int64, error) {
 	const q = `
-WITH page AS (
+SELECT coalesce(max(id), 0) FROM (
     SELECT id FROM equipment
     WHERE id > $2 AND ($1 = 0 OR account_id = $1)
     ORDER BY id
     LIMIT $3
-), opened AS (
-    INSERT INTO alerts (account_id, equipment_id, kind, status, due_at, created_at)
-    SELECT e.account_id, e.id, 'cleaning_overdue', 'active', d.due_at, $5
-    FROM page
-    JOIN equipment e ON e.id = page.id
-    LEFT JOIN LATERAL (
-        SELECT c.cleaned_at FROM cleaning_logs c
-        WHERE c.equipment_id = e.id
-        ORDER BY c.cleaned_at DESC
-        LIMIT 1
-    ) last ON true
-    CROSS JOIN LATERAL (
-        SELECT coalesce(last.cleaned_at, e.created_at) + make_interval(hours => e.cleaning_interval_hours) AS due_at
-    ) d
-    WHERE e.active AND d.due_at < $4
-    ON CONFLICT (equipment_id, kind) WHERE status = 'active' DO NOTHING
-    RETURNING 1
-)
-SELECT coalesce((SELECT max(id) FROM page), 0) AS last_id,
-       (SELECT count(*) FROM opened) AS opened`
-	var b OverdueBatch
-	if err := s.DB.GetContext(ctx, &b, q, accountID, afterID, limit, cutoff, now); err != nil {
-		return OverdueBatch{}, fmt.Errorf("open overdue alerts after equipment %d: %w", afterID, err)
+) page`
+	var hi int64
+	if err := s.DB.GetContext(ctx, &hi, q, accountID, afterID, limit); err != nil {
+		return 0, fmt.Errorf("next equipment page after %d: %w", afterID, err)
 	}
-	return b, nil
+	return hi, nil
 }
 
-// ResolveOverdueAlerts resolves the active cleaning_overdue alerts (of
-// accountID only, when it is not 0) whose equipment is no longer overdue at
-// cutoff, because it was cleaned since, or that was deactivated. It returns
-// how many it resolved.
-func (s *Store) ResolveOverdueAlerts(ctx context.Context, accountID int64, cutoff, now time.Time) (int64, error) {
+// OpenOverdueAlerts opens, in one statement, a cleaning_overdue alert for
+// every active piece of equipment with an id in (afterID, throughID] (of
+// accountID only, when it is not 0) that is overdue at cutoff and has no
+// active alert yet, and returns how many it opened. The partial unique index
+// on active alerts makes a repeated call a no-op. A piece of equipment is due
+// at its last cleaning (or its creation) plus its interval, and overdue once
+// cutoff (now minus the grace) is past that time.
+func (s *Store) OpenOverdueAlerts(ctx context.Context, accountID, afterID, throughID int64, cutoff, now time.Time) (int, error) {
 	const q = `
-UPDATE alerts a
-SET status = 'resolved', resolved_at = $3
+INSERT INTO alerts (account_id, equipment_id, kind, status, due_at, created_at)
+SELECT e.account_id, e.id, 'cleaning_overdue', 'active', d.due_at, $5
 FROM equipment e
 LEFT JOIN LATERAL (
     SELECT c.cleaned_at FROM cleaning_logs c
@@ -84,14 +56,55 @@ LEFT JOIN LATERAL (
     ORDER BY c.cleaned_at DESC
     LIMIT 1
 ) last ON true
-WHERE a.status = 'active' AND a.kind = 'cleaning_overdue'
-  AND ($1 = 0 OR a.account_id = $1)
-  AND e.id = a.equipment_id
-  AND (NOT e.active
-       OR coalesce(last.cleaned_at, e.created_at) + make_interval(hours => e.cleaning_interval_hours) >= $2)`
-	res, err := s.DB.ExecContext(ctx, q, accountID, cutoff, now)
+CROSS JOIN LATERAL (
+    SELECT coalesce(last.cleaned_at, e.created_at) + make_interval(hours => e.cleaning_interval_hours) AS due_at
+) d
+WHERE e.id > $2 AND e.id <= $3
+  AND ($1 = 0 OR e.account_id = $1)
+  AND e.active AND d.due_at < $4
+ON CONFLICT (equipment_id, kind) WHERE status = 'active' DO NOTHING`
+	res, err := s.DB.ExecContext(ctx, q, accountID, afterID, throughID, cutoff, now)
 	if err != nil {
-		return 0, fmt.Errorf("resolve overdue alerts: %w", err)
+		return 0, fmt.Errorf("open overdue alerts on equipment %d-%d: %w", afterID+1, throughID, err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// ResolveOverdueAlerts resolves the active cleaning_overdue alerts on
+// equipment ids in (afterID, throughID] (of accountID only, when it is not 0)
+// whose equipment is no longer overdue at cutoff, because it was cleaned
+// since, or that was deactivated. It returns how many it resolved.
+func (s *Store) ResolveOverdueAlerts(ctx context.Context, accountID, afterID, throughID int64, cutoff, now time.Time) (int64, error) {
+	// The lateral subquery makes the active alerts drive the statement: a
+	// few index lookups each, never a pass over all equipment.
+	const q = `
+UPDATE alerts a
+SET status = 'resolved', resolved_at = $5
+FROM (
+    SELECT x.id
+    FROM alerts x
+    CROSS JOIN LATERAL (
+        SELECT e.active,
+               coalesce(last.cleaned_at, e.created_at) + make_interval(hours => e.cleaning_interval_hours) AS due_at
+        FROM equipment e
+        LEFT JOIN LATERAL (
+            SELECT c.cleaned_at FROM cleaning_logs c
+            WHERE c.equipment_id = e.id
+            ORDER BY c.cleaned_at DESC
+            LIMIT 1
+        ) last ON true
+        WHERE e.id = x.equipment_id
+    ) d
+    WHERE x.status = 'active' AND x.kind = 'cleaning_overdue'
+      AND x.equipment_id > $2 AND x.equipment_id <= $3
+      AND ($1 = 0 OR x.account_id = $1)
+      AND (NOT d.active OR d.due_at >= $4)
+) done
+WHERE a.id = done.id AND a.status = 'active'`
+	res, err := s.DB.ExecContext(ctx, q, accountID, afterID, throughID, cutoff, now)
+	if err != nil {
+		return 0, fmt.Errorf("resolve overdue alerts on equipment %d-%d: %w", afterID+1, throughID, err)
 	}
 	return res.RowsAffected()
 }
@@ -155,10 +168,13 @@ JOIN LATERAL (
     UNION
     SELECT u.id, u.email::text, u.first_name, u.last_name
     FROM users u
-    WHERE e.assigned_user_id IS NULL
-      AND (u.id = acc.owner_id
-           OR u.id IN (SELECT m.user_id FROM account_members m
-                       WHERE m.account_id = acc.id AND m.role IN ('owner', 'admin', 'manager')))
+    WHERE e.assigned_user_id IS NULL AND u.id = acc.owner_id
+    UNION
+    SELECT u.id, u.email::text, u.first_name, u.last_name
+    FROM account_members m
+    JOIN users u ON u.id = m.user_id
+    WHERE e.assigned_user_id IS NULL AND m.account_id = acc.id
+      AND m.role IN ('owner', 'admin', 'manager')
 ) r ON true
 WHERE a.status = 'active' AND a.notified_at IS NULL AND a.kind = 'cleaning_overdue'
   AND a.equipment_id > $2 AND a.equipment_id <= $3
@@ -513,8 +529,12 @@ func (s *Store) WeeklySummaryRecipients(ctx context.Context, accountID int64) ([
 SELECT u.id AS user_id, u.email::text AS email, u.first_name, u.last_name
 FROM users u
 WHERE u.id = (SELECT owner_id FROM accounts WHERE id = $1)
-   OR u.id IN (SELECT user_id FROM account_members WHERE account_id = $1 AND role IN ('owner', 'admin'))
-ORDER BY u.id`
+UNION
+SELECT u.id, u.email::text, u.first_name, u.last_name
+FROM account_members m
+JOIN users u ON u.id = m.user_id
+WHERE m.account_id = $1 AND m.role IN ('owner', 'admin')
+ORDER BY user_id`
 	var out []Recipient
 	if err := s.DB.SelectContext(ctx, &out, q, accountID); err != nil {
 		return nil, fmt.Errorf("weekly summary recipients of account %d: %w", accountID, err)
