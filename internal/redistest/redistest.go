@@ -31,35 +31,49 @@ func ServerURL() string {
 
 // NewURL reserves a free logical database (1-15) and returns a redis:// URL for
 // it. It waits while all are lent out, and gives the database back, flushed,
-// when t ends. The reservations live in database 0 (keys
-// cleantrack:redistest:lock:<n>), so flushing a lent database never drops its
-// own reservation.
+// when t ends.
 func NewURL(t testing.TB) string {
 	t.Helper()
-	ctx := context.Background()
+	u, release, err := Reserve(context.Background(), 3*time.Minute)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	t.Cleanup(release)
+	return u
+}
+
+// Reserve lends a free logical database (1-15) of the TEST_REDIS_URL server,
+// flushed, waiting up to wait for one; release flushes it and gives it back.
+// Benchmarks and drills use it too, so nothing shares a database. The
+// reservations live in database 0 (keys cleantrack:redistest:lock:<n>), so
+// flushing a lent database never drops its own reservation.
+func Reserve(ctx context.Context, wait time.Duration) (dbURL string, release func(), err error) {
 	base, err := url.Parse(ServerURL())
 	if err != nil {
-		t.Fatalf("redistest: TEST_REDIS_URL: %v", err)
+		return "", nil, fmt.Errorf("TEST_REDIS_URL: %w", err)
 	}
-	locks := client(t, base, 0)
+	locks, err := client(base, 0)
+	if err != nil {
+		return "", nil, err
+	}
 	token := make([]byte, 8)
 	_, _ = rand.Read(token)
 	tok := hex.EncodeToString(token)
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(wait)
 	for {
 		for db := 1; db <= 15; db++ {
 			key := fmt.Sprintf("%s:%d", lockKey, db)
-			ok, err := locks.SetNX(ctx, key, tok, 20*time.Minute).Result()
+			ok, err := locks.SetNX(ctx, key, tok, 30*time.Minute).Result()
 			if err != nil {
 				locks.Close()
-				t.Fatalf("redistest: Redis at TEST_REDIS_URL (%s) is not reachable: %v; start it (see README, \"Running the tests\")", base.Redacted(), err)
+				return "", nil, fmt.Errorf("Redis at TEST_REDIS_URL (%s) is not reachable: %w; start it (see README, \"Running the tests\")", base.Redacted(), err)
 			}
 			if !ok {
 				continue
 			}
-			c := client(t, base, db)
+			c, _ := client(base, db)
 			c.FlushDB(ctx)
-			t.Cleanup(func() {
+			release := func() {
 				cctx := context.Background()
 				c.FlushDB(cctx)
 				c.Close()
@@ -68,28 +82,27 @@ func NewURL(t testing.TB) string {
 					locks.Del(cctx, key)
 				}
 				locks.Close()
-			})
+			}
 			u := *base
 			u.Path = fmt.Sprintf("/%d", db)
-			return u.String()
+			return u.String(), release, nil
 		}
 		if time.Now().After(deadline) {
 			locks.Close()
-			t.Fatalf("redistest: no free Redis database after 3 minutes")
+			return "", nil, fmt.Errorf("no free Redis database after %s", wait)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func client(t testing.TB, base *url.URL, db int) *redis.Client {
-	t.Helper()
+func client(base *url.URL, db int) (*redis.Client, error) {
 	u := *base
 	u.Path = fmt.Sprintf("/%d", db)
 	opt, err := redis.ParseURL(u.String())
 	if err != nil {
-		t.Fatalf("redistest: %v", err)
+		return nil, fmt.Errorf("TEST_REDIS_URL: %w", err)
 	}
-	return redis.NewClient(opt)
+	return redis.NewClient(opt), nil
 }
 
 // NewClient is NewURL plus a go-redis client on it, closed when t ends.
