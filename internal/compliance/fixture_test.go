@@ -1,0 +1,210 @@
+package compliance_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/compliance"
+	"github.com/cleantrack/jobs/internal/email"
+	"github.com/cleantrack/jobs/internal/pgtest"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// world is a test's database, Redis and a hand-built tenant history.
+type world struct {
+	t        *testing.T
+	ctx      context.Context
+	store    *postgres.Store
+	redisURL string
+	client   *asynq.Client
+	insp     *asynq.Inspector
+	n        int
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	store, _ := pgtest.NewStore(t)
+	redisURL := redistest.NewURL(t)
+	opt, err := queue.RedisOpt(redisURL)
+	require.NoError(t, err)
+	client := asynq.NewClient(opt)
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() {
+		insp.Close()
+		client.Close()
+	})
+	return &world{t: t, ctx: context.Background(), store: store, redisURL: redisURL, client: client, insp: insp}
+}
+
+// service builds the compliance service on a fixed clock with small pages,
+// so even a test's few rows span several of them.
+func (w *world) service(now time.Time, grace time.Duration) *compliance.Service {
+	return compliance.New(w.store, email.NewService(w.client), w.client, discardLog(), compliance.Options{
+		SiteURL:     "https://app.example.com",
+		Grace:       grace,
+		ScanBatch:   2,
+		AccountPage: 2,
+		Now:         func() time.Time { return now },
+	})
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func (w *world) exec(q string, args ...any) {
+	w.t.Helper()
+	_, err := w.store.DB.ExecContext(w.ctx, q, args...)
+	require.NoError(w.t, err)
+}
+
+func (w *world) id(q string, args ...any) int64 {
+	w.t.Helper()
+	var id int64
+	require.NoError(w.t, w.store.DB.GetContext(w.ctx, &id, q, args...))
+	return id
+}
+
+// user creates a user named name (the address is name@example.com).
+func (w *world) user(name string) int64 {
+	w.t.Helper()
+	return w.id(`INSERT INTO users (email, first_name, last_name) VALUES ($1, $2, 'Test') RETURNING id`, name+"@example.com", name)
+}
+
+// account creates an account whose owner is a new user "<slug>-owner".
+func (w *world) account(slug, tz, status string) (accountID, ownerID int64) {
+	w.t.Helper()
+	ownerID = w.user(slug + "-owner")
+	accountID = w.id(`INSERT INTO accounts (name, slug, owner_id, status, timezone) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		"Account "+slug, slug, ownerID, status, tz)
+	w.exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'owner')`, accountID, ownerID)
+	return accountID, ownerID
+}
+
+func (w *world) member(accountID int64, name, role string) int64 {
+	w.t.Helper()
+	u := w.user(name)
+	w.exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, $3)`, accountID, u, role)
+	return u
+}
+
+func (w *world) location(accountID int64, name string) int64 {
+	w.t.Helper()
+	return w.id(`INSERT INTO locations (account_id, name) VALUES ($1, $2) RETURNING id`, accountID, name)
+}
+
+func (w *world) protocol(accountID int64) int64 {
+	w.t.Helper()
+	return w.id(`INSERT INTO cleaning_protocols (account_id, name, steps, estimated_duration_minutes, required_chemicals)
+VALUES ($1, 'Standard wipe-down', '{"Power off","Wipe every surface"}', 15, '{"EPA-approved disinfectant"}') RETURNING id`, accountID)
+}
+
+// equip is a piece of equipment to create.
+type equip struct {
+	name      string
+	interval  int // hours
+	created   time.Time
+	assignee  int64 // 0: nobody
+	inactive  bool
+	protocol  int64 // 0: none
+	cleanings []time.Time
+}
+
+func (w *world) equipment(accountID, locationID int64, e equip) int64 {
+	w.t.Helper()
+	w.n++
+	var assignee, protocol any
+	if e.assignee != 0 {
+		assignee = e.assignee
+	}
+	if e.protocol != 0 {
+		protocol = e.protocol
+	}
+	id := w.id(`INSERT INTO equipment (account_id, location_id, name, serial_number, protocol_id, cleaning_interval_hours, assigned_user_id, active, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+		accountID, locationID, e.name, fmt.Sprintf("SN-%03d", w.n), protocol, e.interval, assignee, !e.inactive, e.created)
+	for _, at := range e.cleanings {
+		w.clean(id, at)
+	}
+	return id
+}
+
+func (w *world) clean(equipmentID int64, at time.Time) {
+	w.t.Helper()
+	w.exec(`INSERT INTO cleaning_logs (equipment_id, cleaned_at) VALUES ($1, $2)`, equipmentID, at)
+}
+
+// activeAlerts maps equipment id to alert id for the account's active alerts.
+func (w *world) activeAlerts(accountID int64) map[int64]int64 {
+	w.t.Helper()
+	alerts, err := w.store.AccountAlerts(w.ctx, accountID)
+	require.NoError(w.t, err)
+	out := map[int64]int64{}
+	for _, a := range alerts {
+		if a.Status == "active" {
+			out[a.EquipmentID] = a.ID
+		}
+	}
+	return out
+}
+
+// queuedEmail is an email:send task waiting in Redis.
+type queuedEmail struct {
+	Key      string
+	Template string
+	To       string
+	Data     json.RawMessage
+}
+
+// emails lists the email:send tasks in the default queue, by key.
+func (w *world) emails() []queuedEmail {
+	w.t.Helper()
+	var out []queuedEmail
+	for page := 1; ; page++ {
+		infos, err := w.insp.ListPendingTasks(tasks.QueueDefault, asynq.PageSize(100), asynq.Page(page))
+		if err != nil {
+			return out // the queue does not exist yet
+		}
+		for _, in := range infos {
+			if in.Type != tasks.TypeEmailSend {
+				continue
+			}
+			var p tasks.EmailSendPayload
+			require.NoError(w.t, json.Unmarshal(in.Payload, &p))
+			require.Equal(w.t, p.Key, in.ID, "an email's TaskID is its key")
+			out = append(out, queuedEmail{Key: p.Key, Template: p.Template, To: p.To, Data: p.Data})
+		}
+		if len(infos) < 100 {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func keys(es []queuedEmail) []string {
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		out = append(out, e.Key+" "+e.To)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// at parses an RFC 3339 time.
+func at(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	require.NoError(t, err)
+	return v
+}
