@@ -34,6 +34,12 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 func newTestSender(t *testing.T, fake *fakeResend, rdb redis.UniversalClient, mods ...func(*SenderConfig)) (*Sender, *postgres.Store) {
 	t.Helper()
 	store, _ := pgtest.NewStore(t)
+	return newSenderOn(t, store, fake, rdb, mods...), store
+}
+
+// newSenderOn builds a Sender on an existing store.
+func newSenderOn(t *testing.T, store *postgres.Store, fake *fakeResend, rdb redis.UniversalClient, mods ...func(*SenderConfig)) *Sender {
+	t.Helper()
 	cfg := SenderConfig{From: testFrom, OutboxDir: t.TempDir(), RatePerSecond: 100}
 	if fake != nil {
 		cfg.APIKey, cfg.BaseURL = "re_test_key", fake.URL()
@@ -43,7 +49,7 @@ func newTestSender(t *testing.T, fake *fakeResend, rdb redis.UniversalClient, mo
 	}
 	s, err := NewSender(cfg, store, rdb, discardLog())
 	require.NoError(t, err)
-	return s, store
+	return s
 }
 
 func welcomePayload(t *testing.T, key, to string) tasks.EmailSendPayload {
@@ -195,10 +201,11 @@ func TestDeliverFailureClasses(t *testing.T) {
 		{name: "500 on the last retry", reply: fakeReply{status: 500, message: "boom"}, final: true,
 			isFailure: true, wantStatus: postgres.EmailFailed, wantError: "500"},
 	}
+	store, _ := pgtest.NewStore(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFakeResend(t, tt.reply)
-			s, store := newTestSender(t, fake, nil)
+			s := newSenderOn(t, store, fake, nil)
 			_, err := s.Deliver(context.Background(), welcomePayload(t, "k/"+tt.name, "owner@example.com"), tt.final)
 			require.Error(t, err)
 			assert.Equal(t, tt.skipRetry, errors.Is(err, asynq.SkipRetry), "SkipRetry")

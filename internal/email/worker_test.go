@@ -66,7 +66,7 @@ func waitStatus(t *testing.T, store *postgres.Store, key, status string) postgre
 		var err error
 		d, err = store.EmailDeliveryByKey(context.Background(), key)
 		return err == nil && d.Status == status
-	}, 15*time.Second, 20*time.Millisecond, "delivery %s never reached %s (last: %+v)", key, status, d)
+	}, 30*time.Second, 20*time.Millisecond, "delivery %s never reached %s (last: %+v)", key, status, d)
 	return d
 }
 
@@ -77,7 +77,7 @@ func (w *worker) taskInfo(t *testing.T, key string, state asynq.TaskState) *asyn
 		var err error
 		info, err = w.inspector.GetTaskInfo(tasks.QueueDefault, key)
 		return err == nil && info.State == state
-	}, 10*time.Second, 20*time.Millisecond, "task %s never reached state %v", key, state)
+	}, 30*time.Second, 20*time.Millisecond, "task %s never reached state %v", key, state)
 	return info
 }
 
