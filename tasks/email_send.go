@@ -30,7 +30,7 @@ type EmailSendPayload struct {
 
 // Email send task settings. Retries stay well inside the 24 hours Resend keeps
 // an idempotency key: 12 retries of capped exponential backoff take about
-// four and a half hours. Rate-limited attempts do not count against them.
+// five hours. Rate-limited attempts do not count against them.
 const (
 	emailSendMaxRetry  = 12
 	emailSendTimeout   = 2 * time.Minute
