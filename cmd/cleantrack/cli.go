@@ -112,6 +112,7 @@ func allCommands() []command {
 	var cmds []command
 	cmds = append(cmds, coreCommands()...)
 	cmds = append(cmds, scheduleCommands()...)
+	cmds = append(cmds, stripeCheckCommands()...)
 	cmds = append(cmds, stripeCommands()...)
 	cmds = append(cmds, emailCommands()...)
 	cmds = append(cmds, complianceCommands()...)
