@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,4 +293,35 @@ func TestStartRefusesPublicAddressWithoutCredentials(t *testing.T) {
 		http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), "ADMIN_ADDR=0.0.0.0:0 is not a loopback address"), err.Error())
+}
+
+func TestMetricsViewQueriesPrometheus(t *testing.T) {
+	// A stand-in Prometheus that records the queries the dashboard sends.
+	var mu sync.Mutex
+	var queries []string
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.Path+" "+r.URL.Query().Get("query"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"queue":"critical"},"values":[[1700000000,"3"]]}]}}`)
+	}))
+	t.Cleanup(prom.Close)
+
+	f := newFixture(t, admin.Options{PrometheusURL: prom.URL})
+	res, body := f.do(t, "GET", "/monitoring/", true)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	// The page's script carries the address (JS-escaped), which makes the UI
+	// show its metrics view.
+	assert.Contains(t, body, `window.FLAG_PROMETHEUS_SERVER_ADDRESS="`+strings.ReplaceAll(prom.URL, "/", `\/`)+`"`)
+
+	res, body = f.do(t, "GET", "/monitoring/api/metrics?duration=3600", true)
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
+	var got map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(body), &got))
+	assert.Contains(t, string(got["queue_size"]), `"queue":"critical"`)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Contains(t, queries, "/api/v1/query_range asynq_queue_size{}")
+	assert.Contains(t, queries, `/api/v1/query_range asynq_tasks_enqueued_total{state="archived",}`)
 }
