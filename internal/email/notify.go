@@ -2,11 +2,15 @@ package email
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/cleantrack/jobs/internal/postgres"
 )
+
+// errNoRecipients is returned when an account has nobody to write to.
+var errNoRecipients = errors.New("no recipients")
 
 // Notifier turns billing events into emails. It implements billing.Notifier:
 // the billing handler calls it after its transaction commits, and it only

@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/mail"
 
@@ -73,7 +72,3 @@ func (s *Service) SendPaymentFailedEmail(ctx context.Context, to string, data Pa
 func (s *Service) SendWeeklyComplianceSummary(ctx context.Context, to string, data WeeklySummaryData, key string) (taskID string, err error) {
 	return s.SendTemplateEmail(ctx, to, TemplateWeeklySummary, data, key)
 }
-
-// errNoRecipients is returned by the Notifier when an account has nobody to
-// write to.
-var errNoRecipients = errors.New("no recipients")

@@ -81,7 +81,10 @@ func (s *Store) MarkEmailSent(ctx context.Context, id int64, subject, messageID 
 		SET status = 'sent', subject = $2, provider_message_id = $3,
 		    attempts = attempts + 1, sent_at = now()
 		WHERE id = $1`
-	return s.execOne(ctx, "mark email sent", id, q, id, subject, messageID)
+	if _, err := s.DB.ExecContext(ctx, q, id, subject, messageID); err != nil {
+		return fmt.Errorf("mark email sent %d: %w", id, err)
+	}
+	return nil
 }
 
 // MarkEmailOutbox records an email written to the dev outbox instead of sent.
@@ -90,7 +93,10 @@ func (s *Store) MarkEmailOutbox(ctx context.Context, id int64, subject string) e
 		UPDATE email_deliveries
 		SET status = 'outbox', subject = $2, attempts = attempts + 1, sent_at = now()
 		WHERE id = $1 AND status NOT IN ('sent', 'suppressed')`
-	return s.execOne(ctx, "mark email outbox", id, q, id, subject)
+	if _, err := s.DB.ExecContext(ctx, q, id, subject); err != nil {
+		return fmt.Errorf("mark email outbox %d: %w", id, err)
+	}
+	return nil
 }
 
 // MarkEmailSuppressed records that the recipient is on the suppression list,
@@ -100,7 +106,10 @@ func (s *Store) MarkEmailSuppressed(ctx context.Context, id int64, subject, reas
 		UPDATE email_deliveries
 		SET status = 'suppressed', subject = $2, last_error = $3
 		WHERE id = $1 AND status IN ('queued', 'failed')`
-	return s.execOne(ctx, "mark email suppressed", id, q, id, subject, reason)
+	if _, err := s.DB.ExecContext(ctx, q, id, subject, reason); err != nil {
+		return fmt.Errorf("mark email suppressed %d: %w", id, err)
+	}
+	return nil
 }
 
 // RecordEmailAttempt counts one failed attempt and keeps its error. When final
@@ -129,15 +138,6 @@ func (s *Store) MarkEmailFailed(ctx context.Context, id int64, reason string) er
 		WHERE id = $1 AND status IN ('queued', 'failed')`
 	if _, err := s.DB.ExecContext(ctx, q, id, reason); err != nil {
 		return fmt.Errorf("mark email failed %d: %w", id, err)
-	}
-	return nil
-}
-
-// execOne runs an update of one delivery row. Zero rows affected is not an
-// error: the row was already in a final state a concurrent run put it in.
-func (s *Store) execOne(ctx context.Context, what string, id int64, q string, args ...any) error {
-	if _, err := s.DB.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("%s %d: %w", what, id, err)
 	}
 	return nil
 }
