@@ -1,0 +1,170 @@
+package compliance_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/compliance"
+	"github.com/cleantrack/jobs/internal/email"
+	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// resendFake is an httptest stand-in for Resend's POST /emails that records
+// each request's recipient and idempotency key.
+type resendFake struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	sent []string // "<idempotency key> <to>"
+}
+
+func newResendFake(t *testing.T) *resendFake {
+	t.Helper()
+	f := &resendFake{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var body struct {
+			To []string `json:"to"`
+		}
+		_ = json.Unmarshal(raw, &body)
+		f.mu.Lock()
+		for _, to := range body.To {
+			f.sent = append(f.sent, r.Header.Get("Idempotency-Key")+" "+to)
+		}
+		n := len(f.sent)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"msg_%d"}`, n)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *resendFake) requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := append([]string(nil), f.sent...)
+	sort.Strings(out)
+	return out
+}
+
+// startWorker runs a real Asynq server with the compliance handlers and the
+// email Sender (pointed at the Resend fake), as the worker process wires them.
+func (w *world) startWorker(resendURL string) {
+	w.t.Helper()
+	opt, err := queue.RedisOpt(w.redisURL)
+	require.NoError(w.t, err)
+	rdb := queue.RedisClient(opt)
+	w.t.Cleanup(func() { rdb.Close() })
+	sender, err := email.NewSender(email.SenderConfig{
+		APIKey: "re_test", BaseURL: resendURL + "/", From: "CleanTrack <alerts@example.com>", RatePerSecond: 100,
+	}, w.store, rdb, discardLog())
+	require.NoError(w.t, err)
+
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeEmailSend, sender.ProcessTask)
+	compliance.New(w.store, email.NewService(w.client), w.client, discardLog(), compliance.Options{
+		SiteURL: "https://app.example.com", ScanBatch: 3, AccountPage: 1,
+	}).Register(mux)
+	srv := asynq.NewServer(opt, asynq.Config{
+		Concurrency:     8,
+		Queues:          queue.Weights,
+		RetryDelayFunc:  func(int, error, *asynq.Task) time.Duration { return 200 * time.Millisecond },
+		IsFailure:       queue.IsFailure,
+		ShutdownTimeout: 2 * time.Second,
+		Logger:          queue.Logger{L: discardLog()},
+		LogLevel:        asynq.FatalLevel,
+	})
+	require.NoError(w.t, srv.Start(mux))
+	w.t.Cleanup(srv.Shutdown)
+}
+
+// drained reports whether every queue is empty of pending, active, scheduled
+// and retrying tasks.
+func (w *world) drained() bool {
+	for q := range queue.Weights {
+		info, err := w.insp.GetQueueInfo(q)
+		if err != nil {
+			continue // not created yet
+		}
+		if info.Pending+info.Active+info.Scheduled+info.Retry > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *world) enqueue(task *asynq.Task, opts []asynq.Option, err error) {
+	w.t.Helper()
+	require.NoError(w.t, err)
+	_, _, err = queue.Enqueue(w.ctx, w.client, task, opts...)
+	require.NoError(w.t, err)
+}
+
+func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
+	w := newWorld(t)
+	now := time.Now().UTC()
+	north, northOwner := w.account("north", "UTC", "active")
+	admin1 := w.member(north, "admin1", "admin")
+	admin2 := w.member(north, "admin2", "admin")
+	manager := w.member(north, "manager", "manager")
+	tech := w.member(north, "tech", "technician")
+	ward := w.location(north, "Ward")
+	unassigned := w.equipment(north, ward, equip{name: "monitor", interval: 24, created: now.Add(-72 * time.Hour)})
+	assigned := w.equipment(north, ward, equip{name: "pump", interval: 24, created: now.Add(-72 * time.Hour), assignee: tech})
+	w.equipment(north, ward, equip{name: "fresh", interval: 24, created: now.Add(-72 * time.Hour), cleanings: []time.Time{now.Add(-time.Hour)}})
+	south, southOwner := w.account("south", "Europe/Berlin", "trialing")
+	w.account("gone", "UTC", "canceled")
+	fake := newResendFake(t)
+	w.startWorker(fake.srv.URL)
+
+	// Two manual scans and two manual fan-outs (fresh task ids each): every
+	// email still goes out once.
+	for range 2 {
+		w.enqueue(tasks.NewOverdueScan(0, time.Time{}))
+		w.enqueue(tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: "2026-W47"}))
+	}
+	require.Eventually(t, func() bool { return len(fake.requests()) >= 9 && w.drained() }, 30*time.Second, 50*time.Millisecond,
+		"got %v", fake.requests())
+
+	alerts := w.activeAlerts(north)
+	want := []string{
+		fmt.Sprintf("overdue/%d/%d %s", alerts[unassigned], northOwner, "north-owner@example.com"),
+		fmt.Sprintf("overdue/%d/%d %s", alerts[unassigned], admin1, "admin1@example.com"),
+		fmt.Sprintf("overdue/%d/%d %s", alerts[unassigned], admin2, "admin2@example.com"),
+		fmt.Sprintf("overdue/%d/%d %s", alerts[unassigned], manager, "manager@example.com"),
+		fmt.Sprintf("overdue/%d/%d %s", alerts[assigned], tech, "tech@example.com"),
+		fmt.Sprintf("weekly/%d/2026-W47/%d %s", north, northOwner, "north-owner@example.com"),
+		fmt.Sprintf("weekly/%d/2026-W47/%d %s", north, admin1, "admin1@example.com"),
+		fmt.Sprintf("weekly/%d/2026-W47/%d %s", north, admin2, "admin2@example.com"),
+		fmt.Sprintf("weekly/%d/2026-W47/%d %s", south, southOwner, "south-owner@example.com"),
+	}
+	sort.Strings(want)
+	assert.Equal(t, want, fake.requests())
+
+	for _, acc := range []int64{north, south} {
+		rep, err := w.store.WeeklyReport(w.ctx, acc, "2026-W47")
+		require.NoError(t, err)
+		assert.True(t, rep.SentAt.Valid, "report of account %d marked sent", acc)
+	}
+	var sent int
+	require.NoError(t, w.store.DB.GetContext(w.ctx, &sent, `SELECT count(*) FROM email_deliveries WHERE status = 'sent'`))
+	assert.Equal(t, 9, sent)
+
+	// Once the task ids have expired, a report marked sent still is not sent
+	// again: the per-account task finds sent_at and stops.
+	n, err := w.service(now, 0).SendWeeklyReport(w.ctx, north, "2026-W47")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}
