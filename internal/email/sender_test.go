@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
@@ -314,4 +316,41 @@ func TestClassifyUnknownStatus(t *testing.T) {
 func newTestStoreOnly(t *testing.T) (*postgres.Store, string) {
 	t.Helper()
 	return pgtest.NewStore(t)
+}
+
+func TestDeliverCountsOutcomes(t *testing.T) {
+	count := func(outcome string) float64 {
+		var m dto.Metric
+		require.NoError(t, metrics.EmailsTotal.WithLabelValues(TemplateWelcome, outcome).Write(&m))
+		return m.GetCounter().GetValue()
+	}
+	ctx := context.Background()
+	r429 := fakeReply{status: 429, retryAfter: "1", message: "Too many requests"}
+	fake := newFakeResend(t, fakeReply{status: 500, message: "boom"}, r429, fakeReply{status: 422, message: "bad"})
+	s, store := newTestSender(t, fake, nil)
+	outbox := newSenderOn(t, store, nil, nil)
+	require.NoError(t, store.SuppressEmail(ctx, "gone@example.com", "complaint"))
+
+	steps := []struct {
+		outcome string
+		run     func() error
+	}{
+		{OutcomeRetried, func() error { _, err := s.Deliver(ctx, welcomePayload(t, "m/1", "a@example.com"), false); return err }},
+		{OutcomeRateLimited, func() error { _, err := s.Deliver(ctx, welcomePayload(t, "m/1", "a@example.com"), false); return err }},
+		{OutcomeFailed, func() error { _, err := s.Deliver(ctx, welcomePayload(t, "m/1", "a@example.com"), false); return err }},
+		{OutcomeSent, func() error { _, err := s.Deliver(ctx, welcomePayload(t, "m/2", "a@example.com"), false); return err }},
+		{OutcomeSuppressed, func() error {
+			_, err := s.Deliver(ctx, welcomePayload(t, "m/3", "gone@example.com"), false)
+			return err
+		}},
+		{OutcomeOutbox, func() error {
+			_, err := outbox.Deliver(ctx, welcomePayload(t, "m/4", "a@example.com"), false)
+			return err
+		}},
+	}
+	for _, st := range steps {
+		before := count(st.outcome)
+		_ = st.run()
+		assert.Equal(t, before+1, count(st.outcome), st.outcome)
+	}
 }
