@@ -103,7 +103,9 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if opts.CustomerID == "" {
-		opts.CustomerID = billing.NewID("cus_")
+		// The same id every time, so that a customer.created triggered
+		// afterwards links the customer the earlier events named.
+		opts.CustomerID = fmt.Sprintf("cus_cli_account_%d", acct.ID)
 		if eventType != billing.EventCustomerCreated {
 			fmt.Fprintf(e.stderr, "note: account %s has no Stripe customer, so the worker will retry this event until one is linked; "+
 				"run \"cleantrack stripe trigger customer.created --account %s\" first\n", acct.Slug, acct.Slug)

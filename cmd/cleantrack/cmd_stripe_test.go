@@ -138,13 +138,21 @@ func TestStripeTriggerCustomerCreatedNamesAccount(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 
-	_, _, err := cli(t, f.env, "stripe", "trigger", "customer.created", "--account", "fresh", "--url", srv.URL)
+	// An event about a customer the account does not have yet, then the
+	// customer.created that links it: both must name the same customer.
+	_, stderr, err := cli(t, f.env, "stripe", "trigger", "customer.subscription.created", "--account", "fresh", "--url", srv.URL)
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "has no Stripe customer")
+	_, _, err = cli(t, f.env, "stripe", "trigger", "customer.created", "--account", "fresh", "--url", srv.URL)
 	require.NoError(t, err)
 
-	require.Len(t, fake.events, 1)
-	c, err := fake.events[0].DecodeCustomer()
+	require.Len(t, fake.events, 2)
+	sub, err := fake.events[0].DecodeSubscription()
+	require.NoError(t, err)
+	c, err := fake.events[1].DecodeCustomer()
 	require.NoError(t, err)
 	assert.Regexp(t, `^cus_`, c.ID)
+	assert.Equal(t, string(sub.Customer), c.ID)
 	assert.Equal(t, jsonNumber(id), c.Metadata["account_id"])
 }
 
