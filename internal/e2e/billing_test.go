@@ -1,0 +1,312 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/internal/pgtest"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/redistest"
+)
+
+const secret = "whsec_e2e_secret"
+
+// system is one isolated installation: its own database, Redis database,
+// ports and outbox.
+type system struct {
+	store    *postgres.Store
+	redisURL string
+	env      map[string]string
+	webURL   string
+	adminURL string
+	outbox   string
+}
+
+func newSystem(t *testing.T) *system {
+	t.Helper()
+	store, dbURL := pgtest.NewStore(t)
+	redisURL := redistest.NewURL(t)
+	webAddr := freeAddr(t)
+	adminAddr := freeAddr(t)
+	outbox := t.TempDir()
+	env := map[string]string{
+		"DATABASE_URL":           dbURL,
+		"REDIS_URL":              redisURL,
+		"PORT":                   strings.Split(webAddr, ":")[1],
+		"STRIPE_WEBHOOK_SECRET":  secret,
+		"ADMIN_ADDR":             adminAddr,
+		"WORKER_METRICS_ADDR":    freeAddr(t),
+		"SCHEDULER_METRICS_ADDR": freeAddr(t),
+		"EMAIL_OUTBOX_DIR":       outbox,
+		"INBOX_REDRIVE_MIN_AGE":  "0s",
+		"LOG_LEVEL":              "debug",
+		"WORKER_CONCURRENCY":     "4",
+	}
+	return &system{store: store, redisURL: redisURL, env: env, webURL: "http://" + webAddr, adminURL: "http://" + adminAddr, outbox: outbox}
+}
+
+func (s *system) startWeb(t *testing.T) *proc {
+	t.Helper()
+	p := start(t, "web", s.env)
+	waitHTTP(t, s.webURL+"/healthz", p)
+	return p
+}
+
+func (s *system) startWorker(t *testing.T) *proc { t.Helper(); return start(t, "worker", s.env) }
+
+func (s *system) startScheduler(t *testing.T) *proc { t.Helper(); return start(t, "scheduler", s.env) }
+
+// account creates an owner and an account linked to a Stripe customer.
+func (s *system) account(t *testing.T, slug, customerID string) int64 {
+	t.Helper()
+	var userID, accountID int64
+	require.NoError(t, s.store.DB.Get(&userID,
+		`INSERT INTO users (email, first_name, last_name) VALUES ($1, 'Olivia', 'Owner') RETURNING id`, slug+"-owner@example.com"))
+	require.NoError(t, s.store.DB.Get(&accountID,
+		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $2, $3, $4) RETURNING id`,
+		"Clinic "+slug, slug, userID, customerID))
+	_, err := s.store.DB.Exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'owner')`, accountID, userID)
+	require.NoError(t, err)
+	return accountID
+}
+
+// post sends payload to the Stripe endpoint, signed, and returns the answer.
+func (s *system) post(t *testing.T, payload []byte) (int, map[string]any) {
+	t.Helper()
+	req, err := billing.SignedRequest(context.Background(), s.webURL+"/billing/webhooks/stripe/", payload, secret, time.Time{})
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(body, &out)
+	return resp.StatusCode, out
+}
+
+type accountRow struct {
+	Status         string     `db:"status"`
+	SubscriptionID *string    `db:"stripe_subscription_id"`
+	EndDate        *time.Time `db:"subscription_end_date"`
+}
+
+func (s *system) accountState(t *testing.T, id int64) accountRow {
+	t.Helper()
+	var a accountRow
+	require.NoError(t, s.store.DB.Get(&a, `SELECT status, stripe_subscription_id, subscription_end_date FROM accounts WHERE id = $1`, id))
+	return a
+}
+
+func (s *system) processed(t *testing.T, eventID string) bool {
+	t.Helper()
+	var ok bool
+	require.NoError(t, s.store.DB.Get(&ok, `SELECT processed_at IS NOT NULL FROM stripe_events WHERE id = $1`, eventID))
+	return ok
+}
+
+// A signed webhook goes through the web process, Redis and a real worker to
+// the account row, for both API shapes.
+func TestWebhookToAccount(t *testing.T) {
+	s := newSystem(t)
+	s.startWeb(t)
+	s.startWorker(t)
+
+	for _, shape := range []string{billing.Shape2023, billing.Shape2025} {
+		t.Run(shape, func(t *testing.T) {
+			cus := "cus_e2e_" + shape
+			id := s.account(t, "clinic-"+shape, cus)
+			end := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second).UTC()
+			evt := billing.NewID("evt_")
+			payload, err := billing.BuildEvent(billing.EventOptions{
+				Type: "customer.subscription.created", ID: evt, Shape: shape,
+				CustomerID: cus, SubscriptionID: "sub_e2e_" + shape, Status: "active", PeriodEnd: end,
+			})
+			require.NoError(t, err)
+			status, out := s.post(t, payload)
+			require.Equal(t, 200, status, "%v", out)
+			assert.Equal(t, false, out["duplicate"])
+
+			eventually(t, 20*time.Second, "the account to turn active", func() bool {
+				return s.accountState(t, id).Status == "active"
+			})
+			a := s.accountState(t, id)
+			require.NotNil(t, a.SubscriptionID)
+			assert.Equal(t, "sub_e2e_"+shape, *a.SubscriptionID)
+			require.NotNil(t, a.EndDate)
+			assert.True(t, end.Equal(*a.EndDate), "period end %v, got %v", end, *a.EndDate)
+			eventually(t, 5*time.Second, "processed_at", func() bool { return s.processed(t, evt) })
+
+			// Stripe delivering it again changes nothing and says so.
+			status, out = s.post(t, payload)
+			require.Equal(t, 200, status)
+			assert.Equal(t, true, out["duplicate"])
+		})
+	}
+}
+
+// Redis loses the queued task after the web process answered 200: the
+// scheduler's inbox sweep re-drives the event from PostgreSQL.
+func TestRedisFlushedAfterAcceptIsRedriven(t *testing.T) {
+	s := newSystem(t)
+	s.startWeb(t)
+	id := s.account(t, "flushed", "cus_flushed")
+	evt := billing.NewID("evt_")
+	payload, err := billing.BuildEvent(billing.EventOptions{
+		Type: "customer.subscription.updated", ID: evt, Shape: billing.Shape2025,
+		CustomerID: "cus_flushed", SubscriptionID: "sub_flushed", Status: "past_due",
+	})
+	require.NoError(t, err)
+	status, _ := s.post(t, payload)
+	require.Equal(t, 200, status)
+
+	opt, err := redis.ParseURL(s.redisURL)
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	require.NoError(t, rdb.FlushDB(context.Background()).Err())
+
+	s.startWorker(t)
+	s.startScheduler(t)
+	eventually(t, 30*time.Second, "the re-driven event to be applied", func() bool {
+		return s.accountState(t, id).Status == "past_due"
+	})
+	assert.True(t, s.processed(t, evt))
+}
+
+// resendFake records every send the worker makes, answering as Resend does.
+type resendFake struct {
+	mu   sync.Mutex
+	reqs []resendRequest
+	srv  *httptest.Server
+}
+
+type resendRequest struct {
+	Key     string
+	To      []string `json:"to"`
+	Subject string   `json:"subject"`
+}
+
+func newResendFake(t *testing.T) *resendFake {
+	t.Helper()
+	f := &resendFake{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req resendRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		req.Key = r.Header.Get("Idempotency-Key")
+		f.mu.Lock()
+		f.reqs = append(f.reqs, req)
+		n := len(f.reqs)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"msg_%d"}`, n)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *resendFake) requests() []resendRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]resendRequest(nil), f.reqs...)
+}
+
+// Billing events trigger their emails end to end: one welcome per
+// subscription and one payment-failed email per invoice attempt and
+// recipient, however often Stripe delivers the events.
+func TestBillingEmailsEndToEnd(t *testing.T) {
+	s := newSystem(t)
+	fake := newResendFake(t)
+	s.env["RESEND_API_KEY"] = "re_test_key"
+	s.env["RESEND_BASE_URL"] = fake.srv.URL + "/"
+	s.env["EMAIL_RATE_PER_SECOND"] = "50"
+	s.startWeb(t)
+	s.startWorker(t)
+	id := s.account(t, "mailed", "cus_mailed")
+	var adminID int64
+	require.NoError(t, s.store.DB.Get(&adminID, `INSERT INTO users (email, first_name) VALUES ('admin@mailed.example', 'Ada') RETURNING id`))
+	_, err := s.store.DB.Exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'admin')`, id, adminID)
+	require.NoError(t, err)
+
+	send := func(o billing.EventOptions) {
+		t.Helper()
+		o.CustomerID, o.SubscriptionID = "cus_mailed", "sub_mailed"
+		payload, err := billing.BuildEvent(o)
+		require.NoError(t, err)
+		status, out := s.post(t, payload)
+		require.Equal(t, 200, status, "%v", out)
+	}
+	// The same subscription announced by two distinct events (Stripe can
+	// resend a logical event under a new id), each delivered twice.
+	created := time.Now().Add(-time.Minute)
+	for i := 0; i < 2; i++ {
+		o := billing.EventOptions{Type: "customer.subscription.created", ID: billing.NewID("evt_"), Created: created, Status: "active", Shape: billing.Shape2025}
+		send(o)
+		send(o)
+	}
+	// Attempt 1 of an invoice, delivered twice; then attempt 2.
+	fail1 := billing.EventOptions{Type: "invoice.payment_failed", ID: billing.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 1, Amount: 12900, Currency: "eur"}
+	send(fail1)
+	send(fail1)
+	send(billing.EventOptions{Type: "invoice.payment_failed", ID: billing.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 2, Amount: 12900, Currency: "eur"})
+
+	// 1 welcome (owner) + 2 attempts x 2 recipients (owner, admin).
+	eventually(t, 30*time.Second, "five emails at the Resend fake", func() bool { return len(fake.requests()) >= 5 })
+	time.Sleep(2 * time.Second) // a late duplicate would show up now
+	reqs := fake.requests()
+	require.Len(t, reqs, 5, "%+v", reqs)
+	keys := map[string]int{}
+	var welcome int
+	for _, r := range reqs {
+		keys[r.Key]++
+		if strings.Contains(r.Subject, "Welcome to CleanTrack") {
+			welcome++
+			assert.Equal(t, []string{"mailed-owner@example.com"}, r.To)
+		}
+	}
+	assert.Equal(t, 1, welcome)
+	assert.Len(t, keys, 5, "each email has its own idempotency key: %v", keys)
+	var sent int
+	require.NoError(t, s.store.DB.Get(&sent, `SELECT count(*) FROM email_deliveries WHERE status = 'sent'`))
+	assert.Equal(t, 5, sent)
+}
+
+// Without a Resend key the same trigger lands in the outbox directory.
+func TestWelcomeEmailInOutbox(t *testing.T) {
+	s := newSystem(t)
+	s.startWeb(t)
+	s.startWorker(t)
+	s.account(t, "outboxed", "cus_outboxed")
+	payload, err := billing.BuildEvent(billing.EventOptions{Type: "customer.subscription.created", CustomerID: "cus_outboxed", SubscriptionID: "sub_outboxed", Status: "trialing"})
+	require.NoError(t, err)
+	status, _ := s.post(t, payload)
+	require.Equal(t, 200, status)
+	var files []string
+	eventually(t, 20*time.Second, "the welcome email in the outbox", func() bool {
+		files, _ = filepath.Glob(filepath.Join(s.outbox, "*welcome*"))
+		return len(files) >= 2
+	})
+	var html string
+	for _, f := range files {
+		if strings.HasSuffix(f, ".html") {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			html = string(b)
+		}
+	}
+	assert.Contains(t, html, "Clinic outboxed")
+}
