@@ -276,6 +276,8 @@ const (
 	AlreadyProcessed
 )
 
+// String names the outcome for logs: "applied", "stale", "skipped" or
+// "already_processed".
 func (o Outcome) String() string {
 	switch o {
 	case Applied:
