@@ -24,7 +24,7 @@ func stripeCommands() []command {
 		{
 			name:    "stripe trigger",
 			args:    "<event-type> --account <slug> [--shape 2023|2025] [--url URL] [--price id] [--status s] [--expand]",
-			summary: "build a realistic Stripe event for an account, sign it with STRIPE_WEBHOOK_SECRET and POST it to the web process; types: " + strings.Join(billing.EventTypes, ", "),
+			summary: "sign a realistic Stripe event for an account and POST it to the web process (customer.created, customer.subscription.*, invoice.payment_*)",
 			run:     runStripeTrigger,
 		},
 		{
