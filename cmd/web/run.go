@@ -73,8 +73,16 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, re
 		Log:             log,
 	}
 
+	// The admin listener first: a refused ADMIN_ADDR stops the process before
+	// it takes webhooks.
+	errc := make(chan error, 2)
+	stopAdmin, err := startAdmin(ctx, cfg, redisOpt, readiness, log, errc)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
+		stopAdmin(context.Background())
 		return fmt.Errorf("PORT: listen on %d: %w", cfg.Port, err)
 	}
 	public := &http.Server{
@@ -84,17 +92,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, re
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(ln) }()
 	log.Info("web listening", slog.String("addr", ln.Addr().String()), slog.Int("stripe_secrets", len(cfg.StripeWebhookSecrets)))
 	if ready != nil {
 		ready <- ln.Addr().String()
-	}
-
-	stopAdmin, err := startAdmin(ctx, cfg, redisOpt, readiness, log, errc)
-	if err != nil {
-		_ = public.Close()
-		return err
 	}
 
 	select {

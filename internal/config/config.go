@@ -86,7 +86,7 @@ func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
 		DatabaseURL:            p.url("DATABASE_URL", DefaultDatabaseURL, "postgres", "postgresql"),
-		RedisURL:               p.url("REDIS_URL", DefaultRedisURL, "redis", "rediss", "redis-sentinel", "redis-socket"),
+		RedisURL:               p.url("REDIS_URL", DefaultRedisURL, "redis", "rediss", "redis-sentinel", "redis-socket", "redis-cluster"),
 		Port:                   p.port("PORT", DefaultPort),
 		StripeWebhookSecrets:   p.list("STRIPE_WEBHOOK_SECRET"),
 		StripeWebhookTolerance: p.duration("STRIPE_WEBHOOK_TOLERANCE", DefaultWebhookTolerance, time.Second),

@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -25,9 +26,13 @@ import (
 var Weights = map[string]int{tasks.QueueCritical: 6, tasks.QueueDefault: 3, tasks.QueueLow: 1}
 
 // RedisOpt turns REDIS_URL into an Asynq connection option. It accepts
-// redis://, rediss://, redis-socket:// and redis-sentinel:// and, unlike
+// redis://, rediss://, redis-socket://, redis-sentinel:// and
+// redis-cluster://[user:pass@]host1:port,host2:port and, unlike
 // asynq.ParseRedisURI, keeps the ACL username of the URL.
 func RedisOpt(rawURL string) (asynq.RedisConnOpt, error) {
+	if strings.HasPrefix(rawURL, "redis-cluster://") {
+		return clusterOpt(rawURL)
+	}
 	opt, err := asynq.ParseRedisURI(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
@@ -55,6 +60,19 @@ func RedisOpt(rawURL string) (asynq.RedisConnOpt, error) {
 		return o, nil
 	}
 	return opt, nil
+}
+
+func clusterOpt(rawURL string) (asynq.RedisConnOpt, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("REDIS_URL: a cluster URL is redis-cluster://[user:pass@]host1:port,host2:port")
+	}
+	o := asynq.RedisClusterClientOpt{Addrs: strings.Split(u.Host, ",")}
+	if u.User != nil {
+		o.Username = u.User.Username()
+		o.Password, _ = u.User.Password()
+	}
+	return o, nil
 }
 
 // RedisClient opens a go-redis client on the same server Asynq uses, for the

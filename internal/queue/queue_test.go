@@ -38,6 +38,13 @@ func TestRedisOpt(t *testing.T) {
 	assert.Equal(t, []string{"s1:26379", "s2:26379"}, f.SentinelAddrs)
 	assert.Equal(t, "ops", f.Username)
 
+	opt, err = queue.RedisOpt("redis-cluster://ops:pw@n1:7000,n2:7001,n3:7002")
+	require.NoError(t, err)
+	cl := opt.(asynq.RedisClusterClientOpt)
+	assert.Equal(t, []string{"n1:7000", "n2:7001", "n3:7002"}, cl.Addrs)
+	assert.Equal(t, "ops", cl.Username)
+	assert.Equal(t, "pw", cl.Password)
+
 	_, err = queue.RedisOpt("memcached://x")
 	assert.ErrorContains(t, err, "REDIS_URL")
 }
