@@ -48,8 +48,9 @@ func (s *Store) InsertStripeEvent(ctx context.Context, e StripeEvent) (duplicate
 }
 
 // isInvalidJSON reports PostgreSQL's refusal of a jsonb value: invalid text
-// representation (22P02) or an untranslatable character (22P05).
+// representation (22P02), an untranslatable character (22P05), or bytes that
+// are not UTF-8, a NUL among them (22021).
 func isInvalidJSON(err error) bool {
 	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && (pqErr.Code == "22P02" || pqErr.Code == "22P05")
+	return errors.As(err, &pqErr) && (pqErr.Code == "22P02" || pqErr.Code == "22P05" || pqErr.Code == "22021")
 }
