@@ -10,7 +10,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
-	"github.com/cleantrack/jobs/internal/web"
+	"github.com/cleantrack/jobs/internal/billing"
 )
 
 func stripeCheckCommands() []command {
@@ -84,10 +84,7 @@ func runStripeCheck(ctx context.Context, e *env, args []string) error {
 }
 
 func supportedEvents() []string {
-	var out []string
-	for t := range web.SupportedStripeEvents {
-		out = append(out, t)
-	}
+	out := slices.Clone(billing.EventTypes)
 	slices.Sort(out)
 	return out
 }

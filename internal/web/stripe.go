@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
@@ -22,17 +24,6 @@ import (
 // MaxWebhookBody is the largest webhook body read; Stripe's are far smaller.
 const MaxWebhookBody = 1 << 20
 
-// SupportedStripeEvents are the event types the worker applies. Others are
-// acknowledged and dropped, so Stripe stops retrying them.
-var SupportedStripeEvents = map[string]bool{
-	"customer.created":              true,
-	"customer.subscription.created": true,
-	"customer.subscription.updated": true,
-	"customer.subscription.deleted": true,
-	"invoice.payment_succeeded":     true,
-	"invoice.payment_failed":        true,
-}
-
 // Time limits for the two writes behind a 200: Stripe waits for the answer,
 // and a stalled dependency must turn into a 503, not a hung request.
 const (
@@ -40,7 +31,9 @@ const (
 	enqueueTimeout = 2 * time.Second
 )
 
-// stripeWebhook verifies, records and enqueues one Stripe event.
+// stripeWebhook verifies, records and enqueues one Stripe event of a type the
+// worker applies (billing.EventTypes); others are acknowledged and dropped, so
+// Stripe stops retrying them.
 func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	res := s.intake(r)
@@ -112,7 +105,7 @@ func (s *Server) intake(r *http.Request) intakeResult {
 		return rejected(http.StatusBadRequest, msg)
 	}
 	res := intakeResult{eventID: event.ID, eventType: string(event.Type)}
-	if !SupportedStripeEvents[res.eventType] {
+	if !slices.Contains(billing.EventTypes, res.eventType) {
 		res.status, res.outcome = http.StatusOK, metrics.OutcomeIgnored
 		res.body = map[string]any{"received": true, "ignored": true}
 		return res
