@@ -33,6 +33,7 @@ type ResendFake struct {
 	last      time.Time
 	n         int
 	inFlight  int
+	statuses  map[int]int
 	// Status, when set, answers instead of 200 (for drills): it gets the
 	// request number and returns the status and extra headers.
 	Status func(n int) (int, map[string]string)
@@ -42,7 +43,7 @@ type ResendFake struct {
 
 // NewResendFake starts the fake; Close it when done.
 func NewResendFake() *ResendFake {
-	f := &ResendFake{requests: map[string]int{}, delivered: map[string]int{}}
+	f := &ResendFake{requests: map[string]int{}, delivered: map[string]int{}, statuses: map[int]int{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	return f
 }
@@ -69,6 +70,7 @@ func (f *ResendFake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.inFlight--
+	f.statuses[status]++
 	now := time.Now()
 	if status == http.StatusOK && f.delivered[key] == 0 {
 		f.delivered[key] = 1
@@ -116,6 +118,28 @@ func (f *ResendFake) Requests() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.n
+}
+
+// Statuses returns how many answers of each HTTP status were given.
+func (f *ResendFake) Statuses() map[int]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[int]int, len(f.statuses))
+	for k, v := range f.statuses {
+		out[k] = v
+	}
+	return out
+}
+
+// DeliveredKeys returns the keys that were delivered.
+func (f *ResendFake) DeliveredKeys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	keys := make([]string, 0, len(f.delivered))
+	for k := range f.delivered {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // InFlight is the number of requests being held (see Delay).

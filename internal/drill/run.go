@@ -87,7 +87,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (failed int, err error) 
 	}
 	defer w.PG.Stop()
 	fmt.Fprintf(out, "drills: private PostgreSQL on 127.0.0.1:%d, private Redis on %s, logs in %s\n", w.PG.Port, w.Redis.Addr(), filepath.Join(o.Dir, "logs"))
-	fuzzTime = o.FuzzTime
+	if o.FuzzTime > 0 {
+		fuzzTime = o.FuzzTime
+	}
 
 	passed := 0
 	var failedNames []string

@@ -285,3 +285,10 @@ func (c *Case) Inspector() *asynq.Inspector {
 func (c *Case) Until(ctx context.Context, timeout time.Duration, cond func() bool) bool {
 	return bench.Eventually(ctx, timeout, 200*time.Millisecond, cond)
 }
+
+// pqArray formats ids as a PostgreSQL text[] literal.
+func pqArray(ids []string) string {
+	b, _ := json.Marshal(ids)
+	s := string(b)
+	return "{" + s[1:len(s)-1] + "}"
+}

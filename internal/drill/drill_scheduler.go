@@ -1,0 +1,120 @@
+//go:build drills
+
+package drill
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cleantrack/jobs/tasks"
+)
+
+// everyMinute makes every scheduler entry fire each minute.
+var everyMinute = map[string]string{
+	"OVERDUE_SCAN_CRON":   "* * * * *",
+	"WEEKLY_SUMMARY_CRON": "* * * * *",
+	"INBOX_REDRIVE_CRON":  "* * * * *",
+	"SCHEDULER_TIMEZONE":  "UTC",
+}
+
+// waitPast sleeps until d after the next minute boundary and returns that
+// boundary.
+func waitPast(ctx context.Context, d time.Duration) (time.Time, error) {
+	slot := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
+	select {
+	case <-ctx.Done():
+		return slot, ctx.Err()
+	case <-time.After(time.Until(slot.Add(d))):
+		return slot, nil
+	}
+}
+
+// Drill 7: two schedulers fire the same slots, then both stop across a slot
+// and restart together: each slot is enqueued once, and the missed one is
+// caught up once.
+func drillSchedulers(ctx context.Context, c *Case) error {
+	startBoth := func() error {
+		for _, name := range []string{"scheduler-a", "scheduler-b"} {
+			if _, err := c.Start(ctx, name, "scheduler", everyMinute); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := startBoth(); err != nil {
+		return err
+	}
+	s1, err := waitPast(ctx, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	c.Injected("two schedulers running through slot %s", s1.Format("15:04"))
+	logs := c.Proc("scheduler-a").LogTail(1000) + "\n" + c.Proc("scheduler-b").LogTail(1000)
+	c.Stop("scheduler-a")
+	c.Stop("scheduler-b")
+	s2, err := waitPast(ctx, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	c.Injected("both stopped across slot %s, then restarted together", s2.Format("15:04"))
+	if err := startBoth(); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	logs += "\n" + c.Proc("scheduler-a").LogTail(1000) + "\n" + c.Proc("scheduler-b").LogTail(1000)
+
+	insp := c.Inspector()
+	defer insp.Close()
+	for _, kind := range []struct{ queue, typ string }{
+		{tasks.QueueLow, tasks.TypeOverdueScan},
+		{tasks.QueueLow, tasks.TypeWeeklySummary},
+		{tasks.QueueCritical, tasks.TypeInboxRedrive},
+	} {
+		ids := map[string]int{}
+		pending, err := insp.ListPendingTasks(kind.queue)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", kind.queue, err)
+		}
+		for _, t := range pending {
+			if t.Type == kind.typ {
+				ids[t.ID]++
+			}
+		}
+		for _, slot := range []time.Time{s1, s2} {
+			id := tasks.SlotTaskID(kind.typ, slot)
+			c.Check(ids[id] == 1, "%s for slot %s queued once (%d)", kind.typ, slot.Format("15:04"), ids[id])
+			enq := countLines(logs, `"outcome":"enqueued"`, `"task_id":"`+id+`"`)
+			c.Check(enq == 1, "%s slot %s: one of the schedulers logged enqueued, %d did", kind.typ, slot.Format("15:04"), enq)
+		}
+		var other []string
+		for id := range ids {
+			if !strings.HasPrefix(id, kind.typ+":") {
+				other = append(other, id)
+			}
+		}
+		sort.Strings(other)
+		c.Check(len(other) == 0, "no %s task without a slot id (%v)", kind.typ, other)
+	}
+	return nil
+}
+
+// countLines counts the lines of s holding every one of parts.
+func countLines(s string, parts ...string) int {
+	n := 0
+	for _, line := range strings.Split(s, "\n") {
+		all := true
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				all = false
+				break
+			}
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
