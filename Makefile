@@ -32,3 +32,20 @@ seed: build
 
 clean:
 	rm -rf $(BIN) tmp
+
+# Benchmark suite: raw ceilings, intake, billing, email, compliance, memory and
+# idle CPU of the real binaries. Table on stdout, JSON under tmp/bench/.
+bench: services
+	$(GO) run -tags bench ./internal/bench/cmd/bench
+
+# Fault drills against the real binaries, a private PostgreSQL and a private
+# Redis; ends with "N passed, M failed". DRILLS=3,5 runs a subset.
+drills: services
+	$(GO) run -tags drills ./internal/drill/cmd/drills $(if $(DRILLS),-only $(DRILLS))
+
+# Short fuzz run of the webhook handler and the payload decoder (FUZZTIME each).
+FUZZTIME ?= 20s
+fuzz: services
+	$(GO) test -run '^$$' -fuzz '^FuzzStripeWebhook$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/web/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/billing/
+	$(GO) test -run '^$$' -fuzz '^FuzzShapesAgree$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/billing/

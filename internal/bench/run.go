@@ -74,7 +74,7 @@ type Results struct {
 	Intake     *IntakeResult        `json:"intake,omitempty"`
 	Billing    *BillingResult       `json:"billing,omitempty"`
 	Email      *EmailResult         `json:"email,omitempty"`
-	Compliance any                  `json:"compliance,omitempty"`
+	Compliance *ComplianceResults   `json:"compliance,omitempty"`
 	Processes  map[string]ProcStats `json:"processes,omitempty"`
 	Targets    []Target             `json:"targets,omitempty"`
 	Errors     []string             `json:"errors,omitempty"`

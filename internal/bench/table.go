@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"text/tabwriter"
+	"time"
 )
 
 // Targets of the issue, on this machine.
@@ -37,6 +38,13 @@ func evaluateTargets(res *Results) []Target {
 			Measured: fmt.Sprintf("%.0f/s = %.2f x %.0f/s", b.PerSec, b.RatioToPG, res.Ceilings.PGInsertPerSec),
 			Met:      b.RatioToPG >= targetBillingRatio,
 		})
+	}
+	if c := res.Compliance; c != nil {
+		ts = append(ts,
+			Target{Name: fmt.Sprintf("overdue scan <= %.1f x its bare SQL", ScanTargetRatio), Measured: fmt.Sprintf("%.2f x", c.ScanRatio()), Met: c.ScanRatio() <= ScanTargetRatio},
+			Target{Name: fmt.Sprintf("weekly summaries <= %.1f x their bare SQL", WeeklyTargetRatio), Measured: fmt.Sprintf("%.2f x", c.WeeklyRatio()), Met: c.WeeklyRatio() <= WeeklyTargetRatio},
+			Target{Name: fmt.Sprintf("compliance worker memory < %d MiB", WorkerTargetMemMiB), Measured: fmt.Sprintf("%.1f MiB", c.PeakRSSMiB), Met: c.PeakRSSMiB < WorkerTargetMemMiB},
+		)
 	}
 	names := make([]string, 0, len(res.Processes))
 	for n := range res.Processes {
@@ -82,10 +90,11 @@ func PrintTable(out io.Writer, res *Results) {
 	if e := res.Email; e != nil {
 		fmt.Fprintf(w, "email path (%d emails)\t%.0f emails/s, %d requests, %d keys\t%.2f x no-op ceiling\n", e.Emails, e.PerSec, e.Requests, e.DistinctKeys, e.RatioToNoop)
 	}
-	if c, ok := res.Compliance.(interface{ Rows() [][3]string }); ok {
-		for _, r := range c.Rows() {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", r[0], r[1], r[2])
-		}
+	if c := res.Compliance; c != nil {
+		fmt.Fprintf(w, "compliance data set\t%d equipment, %d accounts, %d overdue (built in %s)\t\n", c.Equipment, c.Accounts, c.Overdue, c.Build.Round(time.Second))
+		fmt.Fprintf(w, "overdue scan vs bare SQL (best of %d)\t%s vs %s (%d alerts, %d emails)\t%.2f x bare SQL\n", c.Runs, c.Scan.Round(time.Millisecond), c.BareScan.Round(time.Millisecond), c.Opened, c.Emails, c.ScanRatio())
+		fmt.Fprintf(w, "weekly summaries vs grouped SQL (best of %d)\t%s vs %s (%d accounts)\t%.2f x bare SQL\n", c.Runs, c.Weekly.Round(time.Millisecond), c.BareWeekly.Round(time.Millisecond), c.Reports, c.WeeklyRatio())
+		fmt.Fprintf(w, "compliance worker code peak memory\tRSS %.1f MiB (Go heap %.1f MiB)\t\n", c.PeakRSSMiB, c.PeakHeapMiB)
 	}
 	names := make([]string, 0, len(res.Processes))
 	for n := range res.Processes {
