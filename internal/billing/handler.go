@@ -69,7 +69,10 @@ type Handler struct {
 	Store    *postgres.Store
 	Notifier Notifier       // nil: no notifications
 	Enqueuer queue.Enqueuer // for the re-drive sweep
-	Log      *slog.Logger
+	// Tasks, when set, lets the sweep notice archived tasks whose row was
+	// never marked failed.
+	Tasks TaskLookup
+	Log   *slog.Logger
 
 	// RedriveMinAge is how long an inbox row must have waited before the
 	// sweep enqueues it again; the web process enqueues it itself first.

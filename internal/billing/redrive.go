@@ -17,6 +17,14 @@ import (
 type RedriveResult struct {
 	Enqueued   int // tasks put back in the queue: Redis had lost them
 	Duplicates int // rows whose task was still queued, running or retrying
+	// Archived counts rows whose task Asynq had archived without the row
+	// saying so; the sweep marks them failed with the task's last error.
+	Archived int
+}
+
+// TaskLookup reads a task's state; *asynq.Inspector satisfies it.
+type TaskLookup interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 }
 
 // ProcessInboxRedrive is the stripe:inbox_redrive handler (one run per cron
@@ -30,11 +38,12 @@ func (h *Handler) ProcessInboxRedrive(ctx context.Context, t *asynq.Task) error 
 	if err != nil {
 		return err
 	}
-	if h.Log != nil && res.Enqueued > 0 {
+	if h.Log != nil && res.Enqueued+res.Archived > 0 {
 		h.Log.LogAttrs(ctx, slog.LevelWarn, "stripe events re-driven from the inbox",
 			slog.Time("slot", p.Slot),
 			slog.Int("enqueued", res.Enqueued),
-			slog.Int("duplicates", res.Duplicates))
+			slog.Int("duplicates", res.Duplicates),
+			slog.Int("archived", res.Archived))
 	}
 	return nil
 }
@@ -67,7 +76,15 @@ func (h *Handler) Redrive(ctx context.Context) (RedriveResult, error) {
 				return res, fmt.Errorf("redrive stripe event %s (%d enqueued before it): %w", row.ID, res.Enqueued, err)
 			}
 			if dup {
-				res.Duplicates++
+				archived, err := h.markArchived(ctx, row.ID)
+				if err != nil {
+					return res, err
+				}
+				if archived {
+					res.Archived++
+				} else {
+					res.Duplicates++
+				}
 			} else {
 				res.Enqueued++
 			}
@@ -77,4 +94,25 @@ func (h *Handler) Redrive(ctx context.Context) (RedriveResult, error) {
 		}
 		after = &page[len(page)-1]
 	}
+}
+
+// markArchived checks whether the task holding eventID's TaskID is archived
+// and, if so, marks the row failed with the task's last error: the last
+// attempt could not record it (the database was down), and without this the
+// row would stay pending while its archived task blocks every re-drive.
+func (h *Handler) markArchived(ctx context.Context, eventID string) (bool, error) {
+	if h.Tasks == nil {
+		return false, nil
+	}
+	info, err := h.Tasks.GetTaskInfo(tasks.QueueCritical, eventID)
+	if err != nil || info.State != asynq.TaskStateArchived {
+		// Not found: the retention window of a completed task; nothing to do.
+		return false, nil
+	}
+	reason := "task archived: " + info.LastErr
+	changed, err := h.Store.MarkStripeEventFailed(ctx, eventID, reason)
+	if err != nil {
+		return false, fmt.Errorf("redrive: %w", err)
+	}
+	return changed, nil
 }

@@ -160,6 +160,34 @@ func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 	assert.ElementsMatch(t, pending, ids)
 }
 
+// A task archived while the database was down leaves its row pending; the
+// sweep finds the archived task and marks the row failed with its reason,
+// instead of counting it as queued forever.
+func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
+	f := newFixture(t)
+	_, client, insp := f.withQueue(t)
+	f.handler.RedriveMinAge = 0
+	f.handler.Tasks = insp
+	id := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
+	task, opts, err := tasks.NewStripeEvent(id, billing.EventSubscriptionUpdated)
+	require.NoError(t, err)
+	_, err = client.Enqueue(task, opts...)
+	require.NoError(t, err)
+	require.NoError(t, insp.ArchiveTask(tasks.QueueCritical, id))
+
+	res, err := f.handler.Redrive(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{Archived: 1}, res)
+	ev := f.event(t, id)
+	assert.Equal(t, postgres.InboxFailed, ev.Status())
+	assert.Contains(t, ev.LastError, "task archived")
+
+	// Now failed, the row is out of the sweep.
+	res, err = f.handler.Redrive(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{}, res)
+}
+
 func TestRedriveWaitsForMinAge(t *testing.T) {
 	f := newFixture(t)
 	f.withQueue(t)

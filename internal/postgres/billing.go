@@ -244,6 +244,26 @@ func (s *Store) RecordStripeEventFailure(ctx context.Context, id, reason string,
 	return nil
 }
 
+// MarkStripeEventFailed sets failed_at and last_error on an unprocessed row
+// whose task was archived without the worker recording it (the database was
+// down at the last attempt). It does not count an attempt. It reports whether
+// the row changed.
+func (s *Store) MarkStripeEventFailed(ctx context.Context, id, reason string) (bool, error) {
+	const q = `
+		UPDATE stripe_events
+		SET failed_at = now(), last_error = $2
+		WHERE id = $1 AND processed_at IS NULL AND failed_at IS NULL`
+	res, err := s.DB.ExecContext(ctx, q, id, reason)
+	if err != nil {
+		return false, fmt.Errorf("mark stripe event %s failed: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mark stripe event %s failed: %w", id, err)
+	}
+	return n == 1, nil
+}
+
 // ClearStripeEventFailure takes failed_at off the row, so the event counts as
 // pending again (for a replay, and for the sweep should the replay be lost).
 // It keeps attempts and last_error as history.
