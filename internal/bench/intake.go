@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,10 @@ type IntakeStep struct {
 	P50ms       float64 `json:"p50_ms"`
 	P95ms       float64 `json:"p95_ms"`
 	P99ms       float64 `json:"p99_ms"`
+	// Where the two cores went during the step, in percent of one core.
+	MachineCPU float64 `json:"machine_cpu_percent"`
+	WebCPU     float64 `json:"web_cpu_percent"`
+	LoaderCPU  float64 `json:"loader_cpu_percent"`
 }
 
 // IntakeResult is the webhook intake figures: closed-loop steps at rising
@@ -94,12 +100,16 @@ func phaseIntake(ctx context.Context, e *env, res *Results) error {
 		return err
 	}
 	r := &IntakeResult{}
+	web := e.procs["web"].Pid()
 	for _, c := range []int{1, 4, 16, 32, 64} {
+		cpu := startCPU(web)
 		step, err := closedLoop(ctx, p, c, e.o.Step)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.out, "  intake c=%-3d %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n", c, step.PerSec, step.P50ms, step.P99ms, step.Errors)
+		step.MachineCPU, step.WebCPU, step.LoaderCPU = cpu.stop()
+		fmt.Fprintf(e.out, "  intake c=%-3d %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  cpu: machine %.0f%%, web %.0f%%, loader %.0f%%\n",
+			c, step.PerSec, step.P50ms, step.P99ms, step.Errors, step.MachineCPU, step.WebCPU, step.LoaderCPU)
 		r.Steps = append(r.Steps, step)
 		r.PeakPerSec = max(r.PeakPerSec, step.PerSec)
 	}
@@ -224,4 +234,51 @@ func openLoop(ctx context.Context, p *poster, rate float64, d time.Duration) (In
 	s := rec.step(time.Since(start))
 	s.TargetRate = rate
 	return s, ctx.Err()
+}
+
+// cpuSample measures, over a step, the machine's busy CPU (all cores, from
+// /proc/stat), the web process's and this load generator's, each in percent
+// of one core.
+type cpuSample struct {
+	pid                int
+	start              time.Time
+	busy0, web0, self0 int64
+}
+
+func startCPU(pid int) cpuSample {
+	s := cpuSample{pid: pid, start: time.Now()}
+	s.busy0 = machineBusyTicks()
+	s.web0, _ = CPUTicks(pid)
+	s.self0, _ = CPUTicks(os.Getpid())
+	return s
+}
+
+func (s cpuSample) stop() (machine, web, self float64) {
+	secs := time.Since(s.start).Seconds()
+	pct := func(t0, t1 int64) float64 { return float64(t1-t0) / TicksPerSecond / secs * 100 }
+	w, _ := CPUTicks(s.pid)
+	me, _ := CPUTicks(os.Getpid())
+	return pct(s.busy0, machineBusyTicks()), pct(s.web0, w), pct(s.self0, me)
+}
+
+// machineBusyTicks sums the non-idle ticks of all cores from /proc/stat.
+func machineBusyTicks() int64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		if i >= 7 { // steal, guest: not ours
+			break
+		}
+		busy += n
+	}
+	return busy
 }

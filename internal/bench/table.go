@@ -77,7 +77,8 @@ func PrintTable(out io.Writer, res *Results) {
 	}
 	if in := res.Intake; in != nil {
 		for _, s := range in.Steps {
-			fmt.Fprintf(w, "intake c=%d\t%.0f req/s, p50 %.2f / p95 %.2f / p99 %.2f ms, %d errors\t\n", s.Concurrency, s.PerSec, s.P50ms, s.P95ms, s.P99ms, s.Errors)
+			fmt.Fprintf(w, "intake c=%d\t%.0f req/s, p50 %.2f / p95 %.2f / p99 %.2f ms, %d errors\tCPU %% of a core: machine %.0f, web %.0f, load generator %.0f\n",
+				s.Concurrency, s.PerSec, s.P50ms, s.P95ms, s.P99ms, s.Errors, s.MachineCPU, s.WebCPU, s.LoaderCPU)
 		}
 		fmt.Fprintf(w, "intake peak\t%.0f req/s\t%.2f x lower ceiling\n", in.PeakPerSec, in.RatioToCeiling)
 		h := in.HalfPeak
