@@ -30,7 +30,7 @@ type Mailer interface {
 
 // Defaults for Options left zero.
 const (
-	DefaultScanBatch      = 10000
+	DefaultScanBatch      = 25000
 	DefaultAccountPage    = 500
 	DefaultEnqueueWorkers = 16
 	DefaultScanWorkers    = 2

@@ -51,12 +51,11 @@ type scanRange struct{ after, through int64 }
 
 // Scan walks the equipment (of accountID only, when it is not 0) in pages of
 // ScanBatch ids, ScanWorkers pages at a time. For each page, one statement
-// resolves the alerts of equipment cleaned or deactivated since, one opens the
-// alerts of the newly overdue, and the emails every still-unnotified alert of
-// the page owes are enqueued as the rows stream in. An alert is marked
-// notified only after all its emails are enqueued, so an alert opened by a
-// scan that crashed before enqueueing gets its emails from the next scan;
-// their keys keep them single.
+// resolves the alerts of equipment cleaned or deactivated since, and one opens
+// the alerts of the newly overdue and returns the emails owed on the page;
+// those are enqueued, and then their alerts marked notified. An alert opened
+// by a scan that stopped before enqueueing stays unnotified, so the next scan
+// enqueues its emails; their keys keep every email single.
 func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error) {
 	now := s.now()
 	cutoff := now.Add(-s.opt.Grace)
@@ -67,16 +66,16 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 		if err != nil {
 			return err
 		}
-		opened, err := s.store.OpenOverdueAlerts(ctx, accountID, pg.after, pg.through, cutoff, now)
+		notices, err := s.store.OpenOverdueAlerts(ctx, accountID, pg.after, pg.through, cutoff, now)
 		if err != nil {
 			return err
 		}
-		alerts, emails, err := s.notifyRange(ctx, accountID, pg, now)
+		opened, alerts, err := s.notify(ctx, notices, now)
 		mu.Lock()
 		r.Resolved += resolved
 		r.Opened += opened
 		r.Notified += alerts
-		r.Emails += emails
+		r.Emails += len(notices)
 		mu.Unlock()
 		return err
 	})
@@ -101,9 +100,13 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 	return r, err
 }
 
-// notifyRange enqueues the emails owed by the unnotified active alerts of one
-// page and marks those alerts notified.
-func (s *Service) notifyRange(ctx context.Context, accountID int64, pg scanRange, now time.Time) (alerts, emails int, err error) {
+// notify enqueues one page's owed emails, EnqueueWorkers at a time, then
+// marks their alerts notified. It returns how many of the alerts the page
+// opened and how many it notified.
+func (s *Service) notify(ctx context.Context, notices []postgres.AlertNotice, now time.Time) (opened, alerts int, err error) {
+	if len(notices) == 0 {
+		return 0, 0, nil
+	}
 	var ids []int64
 	p := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, n postgres.AlertNotice) error {
 		key := "overdue/" + strconv.FormatInt(n.AlertID, 10) + "/" + strconv.FormatInt(n.UserID, 10)
@@ -112,23 +115,27 @@ func (s *Service) notifyRange(ctx context.Context, accountID int64, pg scanRange
 		}
 		return nil
 	})
-	streamErr := s.store.EachUnnotifiedAlert(ctx, accountID, pg.after, pg.through, func(n postgres.AlertNotice) error {
+	for _, n := range notices {
 		if len(ids) == 0 || ids[len(ids)-1] != n.AlertID {
 			ids = append(ids, n.AlertID)
+			if n.Opened {
+				opened++
+			}
 		}
-		emails++
-		return p.submit(n)
-	})
-	if err := p.wait(); err != nil {
-		return 0, 0, err
+		if err = p.submit(n); err != nil {
+			break
+		}
 	}
-	if streamErr != nil {
-		return 0, 0, streamErr
+	if werr := p.wait(); werr != nil {
+		return 0, 0, werr
+	}
+	if err != nil {
+		return 0, 0, err
 	}
 	if err := s.store.MarkAlertsNotified(ctx, ids, now); err != nil {
 		return 0, 0, err
 	}
-	return len(ids), emails, nil
+	return opened, len(ids), nil
 }
 
 // overdueData is the overdue-alert email's full context.

@@ -162,9 +162,10 @@ func TestScanEnqueuesEmailsOwedByAnAlertOpenedBeforeACrash(t *testing.T) {
 	eq := w.equipment(acc, loc, equip{name: "overdue", interval: 24, created: now.Add(-48 * time.Hour)})
 
 	// A scan that died right after opening the alert: no email went out.
-	n, err := w.store.OpenOverdueAlerts(w.ctx, 0, 0, eq, now, now)
+	owed, err := w.store.OpenOverdueAlerts(w.ctx, 0, 0, eq, now, now)
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
+	require.Len(t, owed, 1)
+	require.True(t, owed[0].Opened)
 	require.Empty(t, w.emails())
 
 	r, err := w.service(now.Add(15*time.Minute), 0).Scan(w.ctx, 0)

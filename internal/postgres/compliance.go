@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -41,34 +42,105 @@ SELECT coalesce(max(id), 0) FROM (
 // OpenOverdueAlerts opens, in one statement, a cleaning_overdue alert for
 // every active piece of equipment with an id in (afterID, throughID] (of
 // accountID only, when it is not 0) that is overdue at cutoff and has no
-// active alert yet, and returns how many it opened. The partial unique index
-// on active alerts makes a repeated call a no-op. A piece of equipment is due
-// at its last cleaning (or its creation) plus its interval, and overdue once
-// cutoff (now minus the grace) is past that time.
-func (s *Store) OpenOverdueAlerts(ctx context.Context, accountID, afterID, throughID int64, cutoff, now time.Time) (int, error) {
+// active alert yet. The partial unique index on active alerts makes a repeated
+// call open nothing. A piece of equipment is due at its last cleaning (or its
+// creation) plus its interval, and overdue once cutoff (now minus the grace)
+// is past that time.
+//
+// The same statement returns the emails owed on the page, one AlertNotice per
+// alert and recipient, ordered by alert: those of the alerts it opened and
+// those of active alerts opened before but never marked notified (a scan that
+// stopped between opening and enqueueing). A page holds at most its own
+// equipment's alerts, so the slice stays small.
+func (s *Store) OpenOverdueAlerts(ctx context.Context, accountID, afterID, throughID int64, cutoff, now time.Time) ([]AlertNotice, error) {
 	const q = `
-INSERT INTO alerts (account_id, equipment_id, kind, status, due_at, created_at)
-SELECT e.account_id, e.id, 'cleaning_overdue', 'active', d.due_at, $5
-FROM equipment e
+WITH opened AS (
+    INSERT INTO alerts (account_id, equipment_id, kind, status, due_at, created_at)
+    SELECT e.account_id, e.id, 'cleaning_overdue', 'active', d.due_at, $5
+    FROM equipment e
+    LEFT JOIN LATERAL (
+        SELECT c.cleaned_at FROM cleaning_logs c
+        WHERE c.equipment_id = e.id
+        ORDER BY c.cleaned_at DESC
+        LIMIT 1
+    ) last ON true
+    CROSS JOIN LATERAL (
+        SELECT coalesce(last.cleaned_at, e.created_at) + make_interval(hours => e.cleaning_interval_hours) AS due_at
+    ) d
+    WHERE e.id > $2 AND e.id <= $3
+      AND ($1 = 0 OR e.account_id = $1)
+      AND e.active AND d.due_at < $4
+    ON CONFLICT (equipment_id, kind) WHERE status = 'active' DO NOTHING
+    RETURNING id, account_id, equipment_id, due_at, created_at
+), owed AS (
+    SELECT id, account_id, equipment_id, due_at, created_at, true AS opened FROM opened
+    UNION ALL
+    -- The statement's snapshot does not hold the rows inserted above, so
+    -- this part lists only alerts left unnotified by an earlier scan.
+    SELECT a.id, a.account_id, a.equipment_id, a.due_at, a.created_at, false
+    FROM alerts a
+    WHERE a.status = 'active' AND a.notified_at IS NULL AND a.kind = 'cleaning_overdue'
+      AND a.equipment_id > $2 AND a.equipment_id <= $3
+      AND ($1 = 0 OR a.account_id = $1)
+)
+-- Lateral lookups, one row each: the planner must not hash whole tables
+-- for the few alerts of a page.
+SELECT o.id AS alert_id, o.opened, o.created_at AS opened_at, o.due_at, o.account_id,
+       x.account_name, x.timezone, o.equipment_id, x.equipment_name, x.serial_number,
+       x.location_name, last.cleaned_at AS last_cleaned_at,
+       x.protocol_name, x.protocol_steps, x.estimated_duration, x.required_chemicals,
+       r.id AS user_id, r.email, r.first_name, r.last_name
+FROM owed o
+CROSS JOIN LATERAL (
+    SELECT acc.name AS account_name, acc.timezone, acc.owner_id,
+           e.name AS equipment_name, e.serial_number, e.assigned_user_id,
+           loc.name AS location_name,
+           coalesce(p.name, '') AS protocol_name,
+           coalesce(p.steps, '{}') AS protocol_steps,
+           coalesce(p.estimated_duration_minutes, 0) AS estimated_duration,
+           coalesce(p.required_chemicals, '{}') AS required_chemicals
+    FROM equipment e
+    JOIN accounts acc ON acc.id = e.account_id
+    JOIN locations loc ON loc.id = e.location_id
+    LEFT JOIN cleaning_protocols p ON p.id = e.protocol_id
+    WHERE e.id = o.equipment_id
+    LIMIT 1 -- keeps the subquery from being flattened into hash joins
+) x
 LEFT JOIN LATERAL (
     SELECT c.cleaned_at FROM cleaning_logs c
-    WHERE c.equipment_id = e.id
+    WHERE c.equipment_id = o.equipment_id
     ORDER BY c.cleaned_at DESC
     LIMIT 1
 ) last ON true
-CROSS JOIN LATERAL (
-    SELECT coalesce(last.cleaned_at, e.created_at) + make_interval(hours => e.cleaning_interval_hours) AS due_at
-) d
-WHERE e.id > $2 AND e.id <= $3
-  AND ($1 = 0 OR e.account_id = $1)
-  AND e.active AND d.due_at < $4
-ON CONFLICT (equipment_id, kind) WHERE status = 'active' DO NOTHING`
-	res, err := s.DB.ExecContext(ctx, q, accountID, afterID, throughID, cutoff, now)
+JOIN LATERAL (
+    SELECT u.id, u.email::text AS email, u.first_name, u.last_name
+    FROM users u
+    WHERE u.id = x.assigned_user_id
+    UNION
+    SELECT u.id, u.email::text, u.first_name, u.last_name
+    FROM users u
+    WHERE x.assigned_user_id IS NULL AND u.id = x.owner_id
+    UNION
+    SELECT u.id, u.email::text, u.first_name, u.last_name
+    FROM account_members m
+    JOIN users u ON u.id = m.user_id
+    WHERE x.assigned_user_id IS NULL AND m.account_id = o.account_id
+      AND m.role IN ('owner', 'admin', 'manager')
+) r ON true
+ORDER BY o.id, r.id`
+	var out []AlertNotice
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// The row estimates of the insert are rough; JIT-compiling a
+		// statement that runs in milliseconds would cost more than it runs.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
+			return err
+		}
+		return tx.SelectContext(ctx, &out, q, accountID, afterID, throughID, cutoff, now)
+	})
 	if err != nil {
-		return 0, fmt.Errorf("open overdue alerts on equipment %d-%d: %w", afterID+1, throughID, err)
+		return nil, fmt.Errorf("open overdue alerts on equipment %d-%d: %w", afterID+1, throughID, err)
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	return out, nil
 }
 
 // ResolveOverdueAlerts resolves the active cleaning_overdue alerts on
@@ -110,9 +182,11 @@ WHERE a.id = done.id AND a.status = 'active'`
 }
 
 // AlertNotice is one email an overdue alert owes: the alert, its equipment
-// and protocol, and one recipient.
+// and protocol, and one recipient. The recipient is the assigned user or,
+// when none is assigned, each of the account's owner, admins and managers.
 type AlertNotice struct {
 	AlertID           int64          `db:"alert_id"`
+	Opened            bool           `db:"opened"` // opened by this statement, not owed from before
 	OpenedAt          time.Time      `db:"opened_at"`
 	DueAt             time.Time      `db:"due_at"`
 	AccountID         int64          `db:"account_id"`
@@ -131,73 +205,6 @@ type AlertNotice struct {
 	Email             string         `db:"email"`
 	FirstName         string         `db:"first_name"`
 	LastName          string         `db:"last_name"`
-}
-
-// EachUnnotifiedAlert streams, ordered by alert, one AlertNotice per recipient
-// of every active cleaning_overdue alert whose emails were not enqueued yet,
-// on equipment ids in (afterID, throughID] (of accountID only, when it is not
-// 0). The recipient is the assigned user or, when none is assigned, the
-// account's owner, admins and managers. Rows are read one at a time, so memory
-// stays flat; fn returning an error stops the stream with that error.
-func (s *Store) EachUnnotifiedAlert(ctx context.Context, accountID, afterID, throughID int64, fn func(AlertNotice) error) error {
-	const q = `
-SELECT a.id AS alert_id, a.created_at AS opened_at, a.due_at,
-       acc.id AS account_id, acc.name AS account_name, acc.timezone,
-       e.id AS equipment_id, e.name AS equipment_name, e.serial_number,
-       loc.name AS location_name, last.cleaned_at AS last_cleaned_at,
-       coalesce(p.name, '') AS protocol_name,
-       coalesce(p.steps, '{}') AS protocol_steps,
-       coalesce(p.estimated_duration_minutes, 0) AS estimated_duration,
-       coalesce(p.required_chemicals, '{}') AS required_chemicals,
-       r.id AS user_id, r.email, r.first_name, r.last_name
-FROM alerts a
-JOIN equipment e ON e.id = a.equipment_id
-JOIN accounts acc ON acc.id = a.account_id
-JOIN locations loc ON loc.id = e.location_id
-LEFT JOIN cleaning_protocols p ON p.id = e.protocol_id
-LEFT JOIN LATERAL (
-    SELECT c.cleaned_at FROM cleaning_logs c
-    WHERE c.equipment_id = e.id
-    ORDER BY c.cleaned_at DESC
-    LIMIT 1
-) last ON true
-JOIN LATERAL (
-    SELECT u.id, u.email::text AS email, u.first_name, u.last_name
-    FROM users u
-    WHERE u.id = e.assigned_user_id
-    UNION
-    SELECT u.id, u.email::text, u.first_name, u.last_name
-    FROM users u
-    WHERE e.assigned_user_id IS NULL AND u.id = acc.owner_id
-    UNION
-    SELECT u.id, u.email::text, u.first_name, u.last_name
-    FROM account_members m
-    JOIN users u ON u.id = m.user_id
-    WHERE e.assigned_user_id IS NULL AND m.account_id = acc.id
-      AND m.role IN ('owner', 'admin', 'manager')
-) r ON true
-WHERE a.status = 'active' AND a.notified_at IS NULL AND a.kind = 'cleaning_overdue'
-  AND a.equipment_id > $2 AND a.equipment_id <= $3
-  AND ($1 = 0 OR a.account_id = $1)
-ORDER BY a.id, r.id`
-	rows, err := s.DB.QueryxContext(ctx, q, accountID, afterID, throughID)
-	if err != nil {
-		return fmt.Errorf("list unnotified alerts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var n AlertNotice
-		if err := rows.StructScan(&n); err != nil {
-			return fmt.Errorf("scan unnotified alert: %w", err)
-		}
-		if err := fn(n); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list unnotified alerts: %w", err)
-	}
-	return nil
 }
 
 // MarkAlertsNotified records that the emails of the given alerts are enqueued.
