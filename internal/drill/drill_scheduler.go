@@ -52,7 +52,6 @@ func drillSchedulers(ctx context.Context, c *Case) error {
 		return err
 	}
 	c.Injected("two schedulers running through slot %s", s1.Format("15:04"))
-	logs := c.Proc("scheduler-a").LogTail(1000) + "\n" + c.Proc("scheduler-b").LogTail(1000)
 	c.Stop("scheduler-a")
 	c.Stop("scheduler-b")
 	s2, err := waitPast(ctx, 3*time.Second)
@@ -64,7 +63,8 @@ func drillSchedulers(ctx context.Context, c *Case) error {
 		return err
 	}
 	time.Sleep(3 * time.Second)
-	logs += "\n" + c.Proc("scheduler-a").LogTail(1000) + "\n" + c.Proc("scheduler-b").LogTail(1000)
+	// Each log file holds both runs of its scheduler.
+	logs := c.Proc("scheduler-a").LogTail(100000) + "\n" + c.Proc("scheduler-b").LogTail(100000)
 
 	insp := c.Inspector()
 	defer insp.Close()
