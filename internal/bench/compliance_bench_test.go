@@ -18,7 +18,7 @@ import (
 func TestComplianceBench(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	res, err := RunCompliance(ctx, pgtest.AdminURL(), redistest.ServerURL(), 2, os.Stdout)
+	res, err := RunCompliance(ctx, pgtest.AdminURL(), redistest.ServerURL(), 3, os.Stdout)
 	if err != nil {
 		t.Fatal(err)
 	}
