@@ -74,6 +74,7 @@ func (s *Service) HandleWeeklySummary(ctx context.Context, t *asynq.Task) error 
 		slog.Int("accounts", r.Accounts),
 		slog.Int("enqueued", r.Enqueued),
 		slog.Int("already_sent", r.AlreadySent),
+		slog.Int("failed", r.Failed),
 		slog.Duration("duration", time.Since(start)))
 	return nil
 }
@@ -83,6 +84,33 @@ type FanOutResult struct {
 	Accounts    int // reporting accounts seen
 	Enqueued    int // per-account tasks enqueued (or already queued)
 	AlreadySent int // accounts whose report for the week was sent before
+	Failed      int // accounts whose figures could not be computed (logged)
+}
+
+// recordPage records one page of reports in one statement. When that
+// statement fails for a reason of the data (an account whose time zone
+// PostgreSQL does not know, say), it records the page account by account,
+// so one bad account costs only its own report: that one is logged and
+// skipped. A failure of the database itself is returned, and the task retried.
+func (s *Service) recordPage(ctx context.Context, ids []int64, week postgres.WeekSpec, r *FanOutResult) ([]postgres.PendingReport, error) {
+	reps, err := s.store.RecordWeeklyReports(ctx, ids, week, s.now())
+	if err == nil || !postgres.IsDataError(err) {
+		return reps, err
+	}
+	reps = reps[:0]
+	for _, id := range ids {
+		one, err := s.store.RecordWeeklyReports(ctx, []int64{id}, week, s.now())
+		if err != nil && postgres.IsDataError(err) {
+			r.Failed++
+			s.log.Warn("weekly summary skipped", slog.Int64("account_id", id), slog.String("error", err.Error()))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		reps = append(reps, one...)
+	}
+	return reps, nil
 }
 
 // FanOut records the selected week's figures of every reporting account (or
@@ -107,7 +135,7 @@ func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.W
 		}
 		after = ids[len(ids)-1]
 		var reps []postgres.PendingReport
-		reps, pageErr = s.store.RecordWeeklyReports(ctx, ids, week, s.now())
+		reps, pageErr = s.recordPage(ctx, ids, week, &r)
 		r.Accounts += len(ids)
 		for _, rep := range reps {
 			if rep.Sent {

@@ -1,6 +1,7 @@
 package compliance_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -218,4 +219,35 @@ func TestRecordedFiguresAreNotRecomputed(t *testing.T) {
 	rep, err := w.store.WeeklyReport(w.ctx, acc, "2026-W47")
 	require.NoError(t, err)
 	assert.Equal(t, 1, rep.Figures.CleaningsCompleted, "the first recording stands")
+}
+
+func TestFanOutSkipsOnlyAnAccountWithAnUnknownTimeZone(t *testing.T) {
+	w := newWorld(t)
+	now := at(t, "2026-11-23T06:00:00Z")
+	good1, _ := w.account("good1", "UTC", "active")
+	bad, _ := w.account("bad", "Mars/Olympus", "active")
+	good2, _ := w.account("good2", "Asia/Tokyo", "past_due")
+	w.account("canceled", "UTC", "canceled")
+
+	// Pages of two: the bad account shares its page with good1.
+	r, err := w.service(now, 0).FanOut(w.ctx, 0, postgres.WeekSpec{Ref: now})
+	require.NoError(t, err)
+	assert.Equal(t, compliance.FanOutResult{Accounts: 3, Enqueued: 2, Failed: 1}, r)
+	for _, acc := range []int64{good1, good2} {
+		_, err := w.store.WeeklyReport(w.ctx, acc, "2026-W47")
+		assert.NoError(t, err, "account %d recorded", acc)
+	}
+	_, err = w.store.WeeklyReport(w.ctx, bad, "2026-W47")
+	assert.ErrorIs(t, err, postgres.ErrNotFound)
+
+	var queued []string
+	infos, err := w.insp.ListPendingTasks("low")
+	require.NoError(t, err)
+	for _, in := range infos {
+		queued = append(queued, in.ID)
+	}
+	assert.ElementsMatch(t, []string{
+		fmt.Sprintf("report:weekly_summary_account:%d:2026-W47", good1),
+		fmt.Sprintf("report:weekly_summary_account:%d:2026-W47", good2),
+	}, queued)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -448,6 +449,14 @@ func (w WeekSpec) args() (sql.NullString, time.Time) {
 		return sql.NullString{}, w.Ref
 	}
 	return sql.NullString{String: w.Monday.Format("2006-01-02"), Valid: true}, w.Ref
+}
+
+// IsDataError reports whether err is PostgreSQL rejecting the data a
+// statement met (SQLSTATE class 22, such as an unknown time zone name), as
+// opposed to the database being unavailable or the statement being wrong.
+func IsDataError(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code.Class() == "22"
 }
 
 // PendingReport names a recorded weekly report and whether it went out.
