@@ -39,10 +39,10 @@ var Drills = []Drill{
 
 // Options steer a run of the drills.
 type Options struct {
-	Dir       string // results and logs, relative to the repository root
-	Only      []int  // drill numbers; empty runs all
-	FuzzTime  time.Duration
-	RedisPort int // 0 picks a free port
+	Dir       string  // results and logs, relative to the repository root
+	Only      []int   // drill numbers; empty runs all
+	FuzzScale float64 // multiplies the fuzz executions of drill 8
+	RedisPort int     // 0 picks a free port
 	PGPort    int
 }
 
@@ -87,8 +87,8 @@ func Run(ctx context.Context, o Options, out io.Writer) (failed int, err error) 
 	}
 	defer w.PG.Stop()
 	fmt.Fprintf(out, "drills: private PostgreSQL on 127.0.0.1:%d, private Redis on %s, logs in %s\n", w.PG.Port, w.Redis.Addr(), filepath.Join(o.Dir, "logs"))
-	if o.FuzzTime > 0 {
-		fuzzTime = o.FuzzTime
+	if o.FuzzScale > 0 {
+		fuzzScale = o.FuzzScale
 	}
 
 	passed := 0

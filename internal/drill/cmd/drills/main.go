@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/cleantrack/jobs/internal/drill"
 )
@@ -36,7 +35,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	o := drill.Options{}
 	only := fs.String("only", "", "comma-separated drill numbers (1-8); empty runs all")
 	fs.StringVar(&o.Dir, "out", "tmp/drills", "folder for binaries, private servers and process logs")
-	fs.DurationVar(&o.FuzzTime, "fuzztime", 15*time.Second, "fuzzing time per target in drill 8")
+	fs.Float64Var(&o.FuzzScale, "fuzzscale", 1, "multiplies the fuzz executions per target in drill 8 (1: about 15 s each on two cores)")
 	fs.IntVar(&o.RedisPort, "redis-port", 0, "port of the private Redis (0: a free one)")
 	fs.IntVar(&o.PGPort, "pg-port", 0, "port of the private PostgreSQL (0: a free one)")
 	if err := fs.Parse(args); err != nil {
