@@ -23,6 +23,8 @@ type BillingResult struct {
 	RatioToPG     float64 `json:"ratio_to_pg_ceiling"`
 	AccountsExact int64   `json:"accounts_with_effect"`
 	ProcessedRows int64   `json:"processed_rows"`
+	MachineCPU    float64 `json:"machine_cpu_percent"`
+	WorkerCPU     float64 `json:"worker_cpu_percent"`
 }
 
 // seedAccounts inserts n accounts, each with an owner, whose Stripe customer
@@ -93,15 +95,18 @@ func phaseBilling(ctx context.Context, e *env, res *Results) error {
 	}
 	fmt.Fprintf(e.out, "  billing: %d events in the inbox and queue; starting the worker\n", n)
 	start := time.Now()
-	if _, err := e.start(ctx, "worker", nil); err != nil {
+	worker, err := e.start(ctx, "worker", nil)
+	if err != nil {
 		return err
 	}
+	cpu := startCPU(worker.Pid())
 	r := &BillingResult{Events: n, Concurrency: 32}
 	ok := Eventually(ctx, 10*time.Minute, 100*time.Millisecond, func() bool {
 		_ = e.sql.QueryRowContext(ctx, `SELECT count(*) FROM stripe_events WHERE processed_at IS NOT NULL`).Scan(&r.ProcessedRows)
 		return r.ProcessedRows >= int64(n)
 	})
 	r.WallSeconds = time.Since(start).Seconds()
+	r.MachineCPU, r.WorkerCPU, _ = cpu.stop()
 	if !ok {
 		return fmt.Errorf("only %d of %d events processed after %s", r.ProcessedRows, n, time.Since(start).Round(time.Second))
 	}
@@ -122,7 +127,7 @@ func phaseBilling(ctx context.Context, e *env, res *Results) error {
 	if res.Ceilings != nil && res.Ceilings.PGInsertPerSec > 0 {
 		r.RatioToPG = r.PerSec / res.Ceilings.PGInsertPerSec
 	}
-	fmt.Fprintf(e.out, "  billing: %d events applied in %.2f s: %.0f events/s\n", n, r.Seconds, r.PerSec)
+	fmt.Fprintf(e.out, "  billing: %d events applied in %.2f s: %.0f events/s; cpu: machine %.0f%%, worker %.0f%%\n", n, r.Seconds, r.PerSec, r.MachineCPU, r.WorkerCPU)
 	res.Billing = r
 	return nil
 }

@@ -17,6 +17,8 @@ type EmailResult struct {
 	RatioToNoop  float64 `json:"ratio_to_noop_ceiling"`
 	Requests     int     `json:"resend_requests"`
 	DistinctKeys int     `json:"distinct_idempotency_keys"`
+	MachineCPU   float64 `json:"machine_cpu_percent"`
+	WorkerCPU    float64 `json:"worker_cpu_percent"`
 }
 
 func phaseEmail(ctx context.Context, e *env, res *Results) error {
@@ -30,13 +32,16 @@ func phaseEmail(ctx context.Context, e *env, res *Results) error {
 	if err := EnqueueWelcomeEmails(ctx, e.redis.URL, "bench/welcome", n); err != nil {
 		return err
 	}
-	if _, err := e.start(ctx, "worker", ResendEnv(fake, 1000000)); err != nil {
+	worker, err := e.start(ctx, "worker", ResendEnv(fake, 1000000))
+	if err != nil {
 		return err
 	}
+	cpu := startCPU(worker.Pid())
 	r := &EmailResult{Emails: n}
 	ok := Eventually(ctx, 5*time.Minute, 100*time.Millisecond, func() bool {
 		return fake.Delivered() >= n
 	})
+	r.MachineCPU, r.WorkerCPU, _ = cpu.stop()
 	if !ok {
 		got := fake.Delivered()
 		return fmt.Errorf("only %d of %d emails reached the Resend fake in 5 minutes", got, n)
@@ -50,7 +55,7 @@ func phaseEmail(ctx context.Context, e *env, res *Results) error {
 	if res.Ceilings != nil && res.Ceilings.NoopPerSec > 0 {
 		r.RatioToNoop = r.PerSec / res.Ceilings.NoopPerSec
 	}
-	fmt.Fprintf(e.out, "  email: %d emails in %.2f s: %.0f emails/s (%d requests, %d keys)\n", n, r.Seconds, r.PerSec, r.Requests, r.DistinctKeys)
+	fmt.Fprintf(e.out, "  email: %d emails in %.2f s: %.0f emails/s (%d requests, %d keys); cpu: machine %.0f%%, worker %.0f%%\n", n, r.Seconds, r.PerSec, r.Requests, r.DistinctKeys, r.MachineCPU, r.WorkerCPU)
 	res.Email = r
 	e.stop("worker") // back to the default environment for the idle phase
 	return nil

@@ -86,10 +86,10 @@ func PrintTable(out io.Writer, res *Results) {
 		fmt.Fprintf(w, "intake durability\t%d inbox rows, %d tasks queued\t\n", in.InboxRows, in.Enqueued)
 	}
 	if b := res.Billing; b != nil {
-		fmt.Fprintf(w, "billing apply (%d events, concurrency %d)\t%.0f events/s (%.1f s; %.1f s incl. start)\t%.2f x PG ceiling\n", b.Events, b.Concurrency, b.PerSec, b.Seconds, b.WallSeconds, b.RatioToPG)
+		fmt.Fprintf(w, "billing apply (%d events, concurrency %d)\t%.0f events/s (%.1f s; %.1f s incl. start; CPU %% of a core: machine %.0f, worker %.0f)\t%.2f x PG ceiling\n", b.Events, b.Concurrency, b.PerSec, b.Seconds, b.WallSeconds, b.MachineCPU, b.WorkerCPU, b.RatioToPG)
 	}
 	if e := res.Email; e != nil {
-		fmt.Fprintf(w, "email path (%d emails)\t%.0f emails/s, %d requests, %d keys\t%.2f x no-op ceiling\n", e.Emails, e.PerSec, e.Requests, e.DistinctKeys, e.RatioToNoop)
+		fmt.Fprintf(w, "email path (%d emails)\t%.0f emails/s, %d requests, %d keys (CPU %% of a core: machine %.0f, worker %.0f)\t%.2f x no-op ceiling\n", e.Emails, e.PerSec, e.Requests, e.DistinctKeys, e.MachineCPU, e.WorkerCPU, e.RatioToNoop)
 	}
 	if c := res.Compliance; c != nil {
 		fmt.Fprintf(w, "compliance data set\t%d equipment, %d accounts, %d overdue (built in %s)\t\n", c.Equipment, c.Accounts, c.Overdue, c.Build.Round(time.Second))
