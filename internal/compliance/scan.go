@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -52,16 +53,21 @@ type scanRange struct{ after, through int64 }
 // Scan walks the equipment (of accountID only, when it is not 0) in pages of
 // ScanBatch ids, ScanWorkers pages at a time. For each page, one statement
 // resolves the alerts of equipment cleaned or deactivated since, and one opens
-// the alerts of the newly overdue and returns the emails owed on the page;
-// those are enqueued, and then their alerts marked notified. An alert opened
-// by a scan that stopped before enqueueing stays unnotified, so the next scan
-// enqueues its emails; their keys keep every email single.
+// the alerts of the newly overdue and returns the emails owed on the page.
+// Those go to a pool of EnqueueWorkers shared by all pages, so the next pages'
+// statements run while emails are enqueued; once the last email of a page is
+// enqueued, its alerts are marked notified. An alert opened by a scan that
+// stopped before that stays unnotified, so the next scan enqueues its emails;
+// their keys keep every email single.
 func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error) {
 	now := s.now()
 	cutoff := now.Add(-s.opt.Grace)
 	var mu sync.Mutex
 	var r ScanResult
-	p := newPool(ctx, s.opt.ScanWorkers, func(ctx context.Context, pg scanRange) error {
+	emails := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, job emailJob) error {
+		return s.enqueueOverdue(ctx, job, now)
+	})
+	pages := newPool(ctx, s.opt.ScanWorkers, func(ctx context.Context, pg scanRange) error {
 		resolved, err := s.store.ResolveOverdueAlerts(ctx, accountID, pg.after, pg.through, cutoff, now)
 		if err != nil {
 			return err
@@ -70,14 +76,29 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 		if err != nil {
 			return err
 		}
-		opened, alerts, err := s.notify(ctx, notices, now)
+		page := &pageEmails{}
+		opened := 0
+		for _, n := range notices {
+			if len(page.alertIDs) == 0 || page.alertIDs[len(page.alertIDs)-1] != n.AlertID {
+				page.alertIDs = append(page.alertIDs, n.AlertID)
+				if n.Opened {
+					opened++
+				}
+			}
+		}
+		page.pending.Store(int64(len(notices)))
 		mu.Lock()
 		r.Resolved += resolved
 		r.Opened += opened
-		r.Notified += alerts
+		r.Notified += len(page.alertIDs)
 		r.Emails += len(notices)
 		mu.Unlock()
-		return err
+		for _, n := range notices {
+			if err := emails.submit(emailJob{notice: n, page: page}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	var after int64
 	var err error
@@ -87,12 +108,15 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 		if err != nil || hi == 0 {
 			break
 		}
-		if err = p.submit(scanRange{after: after, through: hi}); err != nil {
+		if err = pages.submit(scanRange{after: after, through: hi}); err != nil {
 			break
 		}
 		after = hi
 	}
-	if werr := p.wait(); werr != nil {
+	if werr := pages.wait(); werr != nil && err == nil {
+		err = werr
+	}
+	if werr := emails.wait(); werr != nil {
 		err = werr
 	}
 	mu.Lock()
@@ -100,42 +124,37 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 	return r, err
 }
 
-// notify enqueues one page's owed emails, EnqueueWorkers at a time, then
-// marks their alerts notified. It returns how many of the alerts the page
-// opened and how many it notified.
-func (s *Service) notify(ctx context.Context, notices []postgres.AlertNotice, now time.Time) (opened, alerts int, err error) {
-	if len(notices) == 0 {
-		return 0, 0, nil
-	}
-	var ids []int64
-	p := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, n postgres.AlertNotice) error {
-		key := "overdue/" + strconv.FormatInt(n.AlertID, 10) + "/" + strconv.FormatInt(n.UserID, 10)
-		if _, err := s.mailer.SendOverdueAlertEmail(ctx, n.Email, s.overdueData(n, now), key); err != nil {
-			return fmt.Errorf("enqueue overdue email %s: %w", key, err)
-		}
-		return nil
-	})
-	for _, n := range notices {
-		if len(ids) == 0 || ids[len(ids)-1] != n.AlertID {
-			ids = append(ids, n.AlertID)
-			if n.Opened {
-				opened++
-			}
-		}
-		if err = p.submit(n); err != nil {
-			break
-		}
-	}
-	if werr := p.wait(); werr != nil {
-		return 0, 0, werr
-	}
+// pageEmails follows one page's emails through the shared enqueue pool.
+type pageEmails struct {
+	alertIDs []int64
+	pending  atomic.Int64 // emails not enqueued yet
+	failed   atomic.Bool  // an email failed: the alerts stay unnotified
+}
+
+// emailJob is one email of one page.
+type emailJob struct {
+	notice postgres.AlertNotice
+	page   *pageEmails
+}
+
+// enqueueOverdue enqueues one overdue email; the page's last one marks the
+// page's alerts notified, unless one of them failed.
+func (s *Service) enqueueOverdue(ctx context.Context, job emailJob, now time.Time) error {
+	n := job.notice
+	key := "overdue/" + strconv.FormatInt(n.AlertID, 10) + "/" + strconv.FormatInt(n.UserID, 10)
+	_, err := s.mailer.SendOverdueAlertEmail(ctx, n.Email, s.overdueData(n, now), key)
 	if err != nil {
-		return 0, 0, err
+		err = fmt.Errorf("enqueue overdue email %s: %w", key, err)
+		job.page.failed.Store(true)
 	}
-	if err := s.store.MarkAlertsNotified(ctx, ids, now); err != nil {
-		return 0, 0, err
+	// A failure is stored before its count goes down, so whichever email
+	// brings the count to zero sees it.
+	if job.page.pending.Add(-1) == 0 && !job.page.failed.Load() {
+		if merr := s.store.MarkAlertsNotified(ctx, job.page.alertIDs, now); merr != nil {
+			return merr
+		}
 	}
-	return opened, len(ids), nil
+	return err
 }
 
 // overdueData is the overdue-alert email's full context.
