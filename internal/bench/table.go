@@ -73,7 +73,7 @@ func PrintTable(out io.Writer, res *Results) {
 	if c := res.Ceilings; c != nil {
 		fmt.Fprintf(w, "raw: asynq enqueue (%d goroutines)\t%.0f tasks/s\t\n", c.EnqueueWorkers, c.EnqueuePerSec)
 		fmt.Fprintf(w, "raw: asynq no-op processing (concurrency %d)\t%.0f tasks/s\t\n", c.NoopConcurrency, c.NoopPerSec)
-		fmt.Fprintf(w, "raw: PostgreSQL insert+commit (16 / 32 conns)\t%.0f / %.0f rows/s\t\n", c.PGInsert16PerSec, c.PGInsertPerSec)
+		fmt.Fprintf(w, "raw: PostgreSQL insert+commit of an inbox-sized row (16 / 32 conns)\t%.0f / %.0f rows/s\t\n", c.PGInsert16PerSec, c.PGInsert32PerSec)
 	}
 	if in := res.Intake; in != nil {
 		for _, s := range in.Steps {
