@@ -18,10 +18,10 @@ import (
 // without any CleanTrack code in the path. Every other figure is read against
 // them.
 type Ceilings struct {
-	EnqueuePerSec    float64 `json:"asynq_enqueue_per_sec"`
-	EnqueueWorkers   int     `json:"asynq_enqueue_goroutines"`
-	NoopPerSec       float64 `json:"asynq_noop_process_per_sec"`
-	NoopConcurrency  int     `json:"asynq_noop_concurrency"`
+	EnqueuePerSec   float64 `json:"asynq_enqueue_per_sec"`
+	EnqueueWorkers  int     `json:"asynq_enqueue_goroutines"`
+	NoopPerSec      float64 `json:"asynq_noop_process_per_sec"`
+	NoopConcurrency int     `json:"asynq_noop_concurrency"`
 	// PGInsertPerSec is the better of the rates at 16 and at 32 connections.
 	PGInsertPerSec   float64 `json:"pg_insert_commit_per_sec"`
 	PGInsert16PerSec float64 `json:"pg_insert_commit_per_sec_16"`
