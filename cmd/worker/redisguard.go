@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -47,12 +46,10 @@ type redisGuard struct {
 	failures atomic.Int64
 }
 
-func (g *redisGuard) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return next(ctx, network, addr)
-	}
-}
+// DialHook leaves dialing to go-redis, which already backs off between dials.
+func (g *redisGuard) DialHook(next redis.DialHook) redis.DialHook { return next }
 
+// ProcessHook pauses after a failed dequeue.
 func (g *redisGuard) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
@@ -63,6 +60,7 @@ func (g *redisGuard) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
+// ProcessPipelineHook leaves pipelines alone: Asynq does not dequeue in one.
 func (g *redisGuard) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
