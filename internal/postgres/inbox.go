@@ -47,10 +47,11 @@ func (s *Store) InsertStripeEvent(ctx context.Context, e StripeEvent) (duplicate
 	return n == 0, nil
 }
 
-// isInvalidJSON reports PostgreSQL's refusal of a jsonb value: invalid text
-// representation (22P02), an untranslatable character (22P05), or bytes that
-// are not UTF-8, a NUL among them (22021).
+// isInvalidJSON reports PostgreSQL's refusal of a value Go accepted from the
+// event: invalid text representation (22P02), an untranslatable character
+// (22P05), bytes that are not UTF-8, a NUL among them (22021), or a created
+// time beyond timestamptz's range (22008).
 func isInvalidJSON(err error) bool {
 	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && (pqErr.Code == "22P02" || pqErr.Code == "22P05" || pqErr.Code == "22021")
+	return errors.As(err, &pqErr) && (pqErr.Code == "22P02" || pqErr.Code == "22P05" || pqErr.Code == "22021" || pqErr.Code == "22008")
 }
