@@ -24,10 +24,9 @@ const (
 //
 // Asynq v0.26's fetch loop retries a failed dequeue at once, without sleeping.
 // While Redis refuses connections, go-redis's own retry backoff slows that
-// loop down; but while Redis answers every command with an error (NOAUTH
-// after a password change, OOM with noeviction, MISCONF, a replica's
-// READONLY after a failover) nothing does, and the worker spins a CPU core
-// and floods Redis. "Not found" answers (redis.Nil: an empty queue) are
+// loop down; but while Redis answers every command with an error go-redis
+// does not retry (NOAUTH after a password change, OOM with noeviction,
+// MISCONF) nothing does, and the worker spins a CPU core and floods Redis. "Not found" answers (redis.Nil: an empty queue) are
 // normal and never pause. Only the dequeue is paused: Asynq's other loops
 // (heartbeat, forwarder, recoverer) already wait seconds between rounds, and
 // pausing them would only slow a shutdown.
