@@ -41,6 +41,7 @@ type IntakeResult struct {
 	PeakPerSec     float64      `json:"peak_per_sec"`
 	RatioToCeiling float64      `json:"ratio_to_lower_ceiling"`
 	HalfPeak       IntakeStep   `json:"half_peak"`
+	Accepted       int64        `json:"accepted_total"`
 	InboxRows      int64        `json:"inbox_rows"`
 	Enqueued       int64        `json:"tasks_enqueued"`
 }
@@ -96,10 +97,11 @@ func phaseIntake(ctx context.Context, e *env, res *Results) error {
 	}
 	p := newPoster(e.webURL("/billing/webhooks/stripe/"), 128)
 	// Warm up connections and the process.
-	if _, err := closedLoop(ctx, p, 8, time.Second); err != nil {
+	warm, err := closedLoop(ctx, p, 8, time.Second)
+	if err != nil {
 		return err
 	}
-	r := &IntakeResult{}
+	r := &IntakeResult{Accepted: warm.Accepted}
 	web := e.procs["web"].Pid()
 	for _, c := range []int{1, 4, 16, 32, 64} {
 		cpu := startCPU(web)
@@ -111,6 +113,7 @@ func phaseIntake(ctx context.Context, e *env, res *Results) error {
 		fmt.Fprintf(e.out, "  intake c=%-3d %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  cpu: machine %.0f%%, web %.0f%%, loader %.0f%%\n",
 			c, step.PerSec, step.P50ms, step.P99ms, step.Errors, step.MachineCPU, step.WebCPU, step.LoaderCPU)
 		r.Steps = append(r.Steps, step)
+		r.Accepted += step.Accepted
 		r.PeakPerSec = max(r.PeakPerSec, step.PerSec)
 	}
 	half, err := openLoop(ctx, p, r.PeakPerSec/2, 2*e.o.Step)
@@ -119,6 +122,7 @@ func phaseIntake(ctx context.Context, e *env, res *Results) error {
 	}
 	fmt.Fprintf(e.out, "  intake at %.0f/s (half peak): p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  errors %d\n", half.TargetRate, half.P50ms, half.P95ms, half.P99ms, half.Errors)
 	r.HalfPeak = half
+	r.Accepted += half.Accepted
 	if res.Ceilings != nil && res.Ceilings.Lower() > 0 {
 		r.RatioToCeiling = r.PeakPerSec / res.Ceilings.Lower()
 	}
@@ -128,6 +132,9 @@ func phaseIntake(ctx context.Context, e *env, res *Results) error {
 	}
 	r.Enqueued, _ = e.redis.Client.LLen(ctx, "asynq:{critical}:pending").Result()
 	res.Intake = r
+	if r.InboxRows != r.Accepted || r.Enqueued != r.Accepted {
+		return fmt.Errorf("%d events answered 200 but %d inbox rows and %d queued tasks", r.Accepted, r.InboxRows, r.Enqueued)
+	}
 	return nil
 }
 

@@ -83,7 +83,7 @@ func PrintTable(out io.Writer, res *Results) {
 		fmt.Fprintf(w, "intake peak\t%.0f req/s\t%.2f x lower ceiling\n", in.PeakPerSec, in.RatioToCeiling)
 		h := in.HalfPeak
 		fmt.Fprintf(w, "intake at half peak (%.0f/s, open loop)\tp50 %.2f / p95 %.2f / p99 %.2f ms, %d errors\t\n", h.TargetRate, h.P50ms, h.P95ms, h.P99ms, h.Errors)
-		fmt.Fprintf(w, "intake durability\t%d inbox rows, %d tasks queued\t\n", in.InboxRows, in.Enqueued)
+		fmt.Fprintf(w, "intake durability\t%d answered 200: %d inbox rows, %d tasks queued\t\n", in.Accepted, in.InboxRows, in.Enqueued)
 	}
 	if b := res.Billing; b != nil {
 		fmt.Fprintf(w, "billing apply (%d events, concurrency %d)\t%.0f events/s (%.1f s; %.1f s incl. start; CPU %% of a core: machine %.0f, worker %.0f)\t%.2f x PG ceiling\n", b.Events, b.Concurrency, b.PerSec, b.Seconds, b.WallSeconds, b.MachineCPU, b.WorkerCPU, b.RatioToPG)
