@@ -193,15 +193,13 @@ func printUsage(w io.Writer, cmds []command, prefix string) {
 	fmt.Fprintln(w)
 	sorted := append([]command(nil), cmds...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	first := strings.Fields(prefix)
 	for _, c := range sorted {
 		if len(first) > 0 && !strings.HasPrefix(c.name, first[0]) {
 			continue
 		}
-		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %s %s\n      %s\n", c.name, c.args, c.summary)
 	}
-	tw.Flush()
 }
 
 // flags makes a FlagSet for a command whose parse errors are usage errors.
