@@ -138,8 +138,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	for _, a := range rest {
 		if a == "--help" || a == "-h" {
-			fmt.Fprintf(stdout, "usage: cleantrack %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
-			return nil
+			fmt.Fprintf(stdout, "usage: cleantrack %s %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
+			// The command's own flag set prints its flags and defaults, and
+			// stops before doing anything.
+			h := &env{getenv: getenv, stdout: stdout, stderr: stdout}
+			err := cmd.run(ctx, h, []string{"-h"})
+			h.close()
+			var u usageError
+			if err == nil || (errors.As(err, &u) && u.msg == flag.ErrHelp.Error()) {
+				return nil
+			}
+			return err
 		}
 	}
 	cfg, err := config.Load(getenv)
