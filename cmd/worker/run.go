@@ -47,7 +47,12 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		return err
 	}
 
-	srv := asynq.NewServer(redisOpt, asynq.Config{
+	// The server's Redis client pauses the fetch loop after a failed dequeue,
+	// which Asynq itself retries at once (a busy loop while Redis answers
+	// errors such as NOAUTH or OOM).
+	rc := newGuardedRedisClient(redisOpt)
+	defer rc.Close()
+	srv := asynq.NewServerFromRedisClient(rc, asynq.Config{
 		Concurrency:     cfg.WorkerConcurrency,
 		Queues:          queue.Weights,
 		RetryDelayFunc:  queue.RetryDelay,
