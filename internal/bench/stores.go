@@ -9,13 +9,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"sync"
 	"time"
 
 	_ "github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/redistest"
 )
 
 // ScratchDB is a migrated database of its own on a PostgreSQL server, dropped
@@ -81,89 +81,37 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// redisLockKey is the key internal/redistest sets in a logical database it
-// lends out; holding it keeps tests off the database the bench uses.
-const redisLockKey = "cleantrack:redistest:lock"
-
-// RedisDB is a logical Redis database borrowed the way internal/redistest
-// lends them (databases 1-15, a lock key in each), so the bench and the test
-// suite never share one. Release flushes it and gives it back.
+// RedisDB is a logical Redis database borrowed through internal/redistest's
+// reservations (databases 1-15, reserved in database 0), so the bench and the
+// test suite never share one. Release flushes it and gives it back.
 type RedisDB struct {
-	URL    string
-	Client *redis.Client
-	tok    string
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	URL     string
+	Client  *redis.Client
+	release func()
 }
 
-// LockRedisDB reserves a free logical database on serverURL (no path), waiting
-// up to two minutes, and keeps its lock fresh until Release.
+// LockRedisDB reserves a free logical database on serverURL (no path),
+// waiting up to two minutes.
 func LockRedisDB(ctx context.Context, serverURL string) (*RedisDB, error) {
-	base, err := url.Parse(serverURL)
+	u, release, err := redistest.ReserveOn(ctx, serverURL, 2*time.Minute)
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
+		return nil, err
 	}
-	tok := randomHex(8)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		for db := 15; db >= 1; db-- {
-			u := *base
-			u.Path = fmt.Sprintf("/%d", db)
-			opt, err := redis.ParseURL(u.String())
-			if err != nil {
-				return nil, err
-			}
-			c := redis.NewClient(opt)
-			ok, err := c.SetNX(ctx, redisLockKey, tok, 15*time.Minute).Result()
-			if err != nil {
-				c.Close()
-				return nil, fmt.Errorf("redis at %s is not reachable: %w", base.Redacted(), err)
-			}
-			if !ok {
-				c.Close()
-				continue
-			}
-			r := &RedisDB{URL: u.String(), Client: c, tok: tok, stop: make(chan struct{})}
-			r.Flush(ctx)
-			r.wg.Add(1)
-			go r.refresh()
-			return r, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("no free Redis database on %s after 2 minutes", base.Redacted())
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		release()
+		return nil, err
 	}
+	return &RedisDB{URL: u, Client: redis.NewClient(opt), release: release}, nil
 }
 
-func (r *RedisDB) refresh() {
-	defer r.wg.Done()
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-t.C:
-			r.Client.Set(context.Background(), redisLockKey, r.tok, 15*time.Minute)
-		}
-	}
-}
-
-// Flush empties the database and puts the lock back.
+// Flush empties the database; the reservation lives elsewhere and stays.
 func (r *RedisDB) Flush(ctx context.Context) {
 	r.Client.FlushDB(ctx)
-	r.Client.Set(ctx, redisLockKey, r.tok, 15*time.Minute)
 }
 
-// Release flushes the database (which drops the lock) and closes the client.
+// Release flushes the database, closes the client and gives the database back.
 func (r *RedisDB) Release() {
-	close(r.stop)
-	r.wg.Wait()
-	r.Client.FlushDB(context.Background())
 	r.Client.Close()
+	r.release()
 }

@@ -48,9 +48,15 @@ func NewURL(t testing.TB) string {
 // reservations live in database 0 (keys cleantrack:redistest:lock:<n>), so
 // flushing a lent database never drops its own reservation.
 func Reserve(ctx context.Context, wait time.Duration) (dbURL string, release func(), err error) {
-	base, err := url.Parse(ServerURL())
+	return ReserveOn(ctx, ServerURL(), wait)
+}
+
+// ReserveOn is Reserve on the server at serverURL (a redis:// URL without a
+// database number).
+func ReserveOn(ctx context.Context, serverURL string, wait time.Duration) (dbURL string, release func(), err error) {
+	base, err := url.Parse(serverURL)
 	if err != nil {
-		return "", nil, fmt.Errorf("TEST_REDIS_URL: %w", err)
+		return "", nil, fmt.Errorf("redis server URL: %w", err)
 	}
 	locks, err := client(base, 0)
 	if err != nil {
