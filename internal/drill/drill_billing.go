@@ -60,13 +60,14 @@ func drillDuplicateStorm(ctx context.Context, c *Case) error {
 	updatedAt := c.Str(ctx, `SELECT updated_at::text FROM accounts WHERE slug = 'storm'`)
 	processedAt := c.Str(ctx, `SELECT processed_at::text FROM stripe_events WHERE id = 'evt_storm_created'`)
 
-	// Stripe redelivers with a fresh signature timestamp; later, not at once.
-	for i := 0; i < 3; i++ {
+	// Stripe redelivers with a fresh signature timestamp, minutes apart: the
+	// last one comes after an inbox sweep has run over the processed row.
+	for i, wait := range []time.Duration{0, 30 * time.Second, 40 * time.Second} {
+		time.Sleep(wait)
 		a := c.Post(ctx, body)
 		c.Check(a.Status == http.StatusOK && a.Duplicate, "redelivery %d answered 200 duplicate=true (got %d %s)", i+1, a.Status, a.Body)
-		time.Sleep(time.Second)
 	}
-	c.Injected("3 Stripe-style redeliveries after the event was applied")
+	c.Injected("3 Stripe-style redeliveries after the event was applied, over 70 s (past an inbox sweep)")
 	time.Sleep(3 * time.Second) // room for a wrong second run to show
 
 	c.Check(c.Int(ctx, `SELECT count(*) FROM stripe_events WHERE id = 'evt_storm_created'`) == 1, "one inbox row")
