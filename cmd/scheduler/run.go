@@ -36,7 +36,16 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		Log:      log,
 	}
 	errc := make(chan error, 1)
-	stopMetrics, err := startMetrics(ctx, cfg, log, errc)
+	// /readyz: the scheduler needs only Redis.
+	rdb := queue.RedisClient(redisOpt)
+	defer rdb.Close()
+	ready := func(ctx context.Context) error {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return nil
+	}
+	stopMetrics, err := startMetrics(ctx, cfg, ready, log, errc)
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,9 @@ import (
 // them. It fails at once when the address is taken or refused. A later serve
 // error is sent on errc. stop shuts the listener down gracefully, waiting at
 // most until its context is done; the listener also stops when ctx is done.
-func startMetrics(ctx context.Context, cfg config.Config, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
+func startMetrics(ctx context.Context, cfg config.Config, ready admin.ReadyFunc, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
 	sc := admin.ServerConfig{Name: "WORKER_METRICS_ADDR", Addr: cfg.WorkerMetricsAddr, User: cfg.AdminUser, Password: cfg.AdminPassword}
-	srv, err := admin.Start(ctx, sc, admin.MetricsHandler(metrics.Registry, nil, log), log)
+	srv, err := admin.Start(ctx, sc, admin.MetricsHandler(metrics.Registry, ready, log), log)
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,17 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		ErrorHandler:    errorLogger(log),
 	})
 	errc := make(chan error, 1)
-	stopMetrics, err := startMetrics(ctx, cfg, log, errc)
+	// /readyz: the worker can do nothing without PostgreSQL and Redis.
+	ready := func(ctx context.Context) error {
+		if err := store.Ping(ctx); err != nil {
+			return fmt.Errorf("postgresql: %w", err)
+		}
+		if err := rc.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return nil
+	}
+	stopMetrics, err := startMetrics(ctx, cfg, ready, log, errc)
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,7 @@ func newSystem(t *testing.T) *system {
 		"ADMIN_ADDR":             adminAddr,
 		"WORKER_METRICS_ADDR":    freeAddr(t),
 		"SCHEDULER_METRICS_ADDR": freeAddr(t),
+		"LOG_FORMAT":             "json",
 		"EMAIL_OUTBOX_DIR":       outbox,
 		"INBOX_REDRIVE_MIN_AGE":  "0s",
 		"LOG_LEVEL":              "debug",
@@ -67,9 +68,22 @@ func (s *system) startWeb(t *testing.T) *proc {
 	return p
 }
 
-func (s *system) startWorker(t *testing.T) *proc { t.Helper(); return start(t, "worker", s.env) }
+// startWorker starts a worker and waits until its /readyz (PostgreSQL and
+// Redis reachable) answers 200.
+func (s *system) startWorker(t *testing.T) *proc {
+	t.Helper()
+	p := start(t, "worker", s.env)
+	waitHTTP(t, "http://"+s.env["WORKER_METRICS_ADDR"]+"/readyz", p)
+	return p
+}
 
-func (s *system) startScheduler(t *testing.T) *proc { t.Helper(); return start(t, "scheduler", s.env) }
+// startScheduler starts a scheduler and waits until its /readyz answers 200.
+func (s *system) startScheduler(t *testing.T) *proc {
+	t.Helper()
+	p := start(t, "scheduler", s.env)
+	waitHTTP(t, "http://"+s.env["SCHEDULER_METRICS_ADDR"]+"/readyz", p)
+	return p
+}
 
 // account creates an owner and an account linked to a Stripe customer.
 func (s *system) account(t *testing.T, slug, customerID string) int64 {
