@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -133,6 +134,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd, rest := match(cmds, words)
 	if cmd == nil {
 		prefix := strings.Join(nonFlags(words), " ")
+		// "cleantrack stripe --help": the commands of that group.
+		if slices.Contains(words, "--help") || slices.Contains(words, "-h") {
+			if group := groupOf(cmds, prefix); len(group) > 0 {
+				printUsage(stdout, group, "")
+				return nil
+			}
+		}
 		printUsage(stderr, cmds, prefix)
 		return usagef("unknown command %q; see the list above", prefix)
 	}
@@ -141,9 +149,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintf(stdout, "usage: cleantrack %s %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
 			// The command's own flag set prints its flags and defaults, and
 			// stops before doing anything.
-			h := &env{getenv: getenv, stdout: stdout, stderr: stdout}
+			var flagHelp strings.Builder
+			h := &env{getenv: getenv, stdout: stdout, stderr: &flagHelp}
 			err := cmd.run(ctx, h, []string{"-h"})
 			h.close()
+			// The flag package's first line is "Usage of ..."; the rest
+			// lists the flags, if there are any.
+			_, list, _ := strings.Cut(flagHelp.String(), "\n")
+			if strings.TrimSpace(list) == "" {
+				list = "  (none)\n"
+			}
+			fmt.Fprint(stdout, list)
 			var u usageError
 			if err == nil || (errors.As(err, &u) && u.msg == flag.ErrHelp.Error()) {
 				return nil
@@ -158,6 +174,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	e := &env{cfg: cfg, getenv: getenv, stdout: stdout, stderr: stderr}
 	defer e.close()
 	return cmd.run(ctx, e, rest)
+}
+
+// groupOf lists the commands whose first words are prefix's words.
+func groupOf(cmds []command, prefix string) []command {
+	want := strings.Fields(prefix)
+	if len(want) == 0 {
+		return nil
+	}
+	var out []command
+	for _, c := range cmds {
+		if w := strings.Fields(c.name); len(w) >= len(want) && slices.Equal(w[:len(want)], want) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // match picks the command whose words are the longest prefix of words.

@@ -99,6 +99,15 @@ func TestUnknownCommandAndHelp(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "usage: cleantrack migrate status")
 
+	out, _, err = cli(t, nil, "stripe", "--help")
+	require.NoError(t, err, "a group's --help lists its commands")
+	assert.Contains(t, out, "stripe replay <evt_id>")
+	assert.NotContains(t, out, "email preview")
+
+	out, _, err = cli(t, nil, "stripe", "events", "--help")
+	require.NoError(t, err)
+	assert.Contains(t, out, "-since", "a command's --help lists its flags")
+
 	out, _, err = cli(t, nil, "schedule", "--json")
 	require.NoError(t, err)
 	assert.Contains(t, out, `"entry": "weekly-summary"`)
