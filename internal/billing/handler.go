@@ -52,7 +52,10 @@ const (
 // makes the task retry.
 type Notifier interface {
 	// SubscriptionCreated announces a new subscription (the welcome email).
-	SubscriptionCreated(ctx context.Context, accountID int64, subscriptionID string) error
+	// periodEnd is the subscription's current period end as the event has
+	// it (zero when it has none): the account row may not carry it, since a
+	// stale event does not change the account.
+	SubscriptionCreated(ctx context.Context, accountID int64, subscriptionID string, periodEnd time.Time) error
 	// PaymentFailed announces a failed invoice payment; the details are in
 	// invoice_payment_failures under (invoiceID, attemptCount).
 	PaymentFailed(ctx context.Context, accountID int64, invoiceID string, attemptCount int) error
@@ -270,7 +273,7 @@ func (h *Handler) subscriptionChanged(ctx context.Context, ev Event) error {
 	}
 	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note)
 	if ev.Type == EventSubscriptionCreated {
-		return h.notifySubscriptionCreated(ctx, acct.ID, sub.ID)
+		return h.notifySubscriptionCreated(ctx, acct.ID, sub)
 	}
 	return nil
 }
@@ -373,7 +376,7 @@ func (h *Handler) renotify(ctx context.Context, ev Event) error {
 		if err != nil {
 			return err
 		}
-		return h.notifySubscriptionCreated(ctx, acct.ID, sub.ID)
+		return h.notifySubscriptionCreated(ctx, acct.ID, sub)
 	case EventInvoicePaymentFailed:
 		in, err := ev.DecodeInvoice()
 		if err != nil {
@@ -391,12 +394,12 @@ func (h *Handler) renotify(ctx context.Context, ev Event) error {
 	return nil
 }
 
-func (h *Handler) notifySubscriptionCreated(ctx context.Context, accountID int64, subscriptionID string) error {
+func (h *Handler) notifySubscriptionCreated(ctx context.Context, accountID int64, sub Subscription) error {
 	if h.Notifier == nil {
 		return nil
 	}
-	if err := h.Notifier.SubscriptionCreated(ctx, accountID, subscriptionID); err != nil {
-		return fmt.Errorf("event applied, but notifying account %d of subscription %s failed: %w", accountID, subscriptionID, err)
+	if err := h.Notifier.SubscriptionCreated(ctx, accountID, sub.ID, sub.PeriodEnd()); err != nil {
+		return fmt.Errorf("event applied, but notifying account %d of subscription %s failed: %w", accountID, sub.ID, err)
 	}
 	return nil
 }

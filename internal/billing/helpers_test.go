@@ -34,7 +34,7 @@ type recordingNotifier struct {
 	failWith error
 }
 
-func (n *recordingNotifier) SubscriptionCreated(_ context.Context, accountID int64, subscriptionID string) error {
+func (n *recordingNotifier) SubscriptionCreated(_ context.Context, accountID int64, subscriptionID string, _ time.Time) error {
 	return n.record(notification{Kind: "subscription_created", AccountID: accountID, ObjectID: subscriptionID})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cleantrack/jobs/internal/postgres"
 )
@@ -32,7 +33,7 @@ func NewNotifier(store *postgres.Store, svc *Service, siteURL string) *Notifier 
 // the plan's limits and the current period's end, keyed
 // "welcome/<subscription id>": one welcome per subscription, however often
 // customer.subscription.created is delivered.
-func (n *Notifier) SubscriptionCreated(ctx context.Context, accountID int64, subscriptionID string) error {
+func (n *Notifier) SubscriptionCreated(ctx context.Context, accountID int64, subscriptionID string, periodEnd time.Time) error {
 	w, err := n.store.WelcomeContext(ctx, accountID)
 	if err != nil {
 		return fmt.Errorf("welcome email: %w", err)
@@ -47,7 +48,12 @@ func (n *Notifier) SubscriptionCreated(ctx context.Context, accountID int64, sub
 		HelpURL:      n.siteURL + "/help/",
 		Timezone:     w.Timezone,
 	}
-	if w.SubscriptionEndDate.Valid {
+	// The event's own period end first: a stale subscription.created (one
+	// that arrived after a newer event) left the account row as it was.
+	switch {
+	case !periodEnd.IsZero():
+		data.SubscriptionEndDate = periodEnd
+	case w.SubscriptionEndDate.Valid:
 		data.SubscriptionEndDate = w.SubscriptionEndDate.Time
 	}
 	if _, err := n.svc.SendWelcomeEmail(ctx, w.OwnerEmail, data, WelcomeKey(subscriptionID)); err != nil {

@@ -48,10 +48,10 @@ func TestNotifierWelcomeOncePerSubscription(t *testing.T) {
 	ctx := context.Background()
 
 	// The billing handler calls again on every redelivery of the event.
-	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1"))
-	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1"))
+	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1", time.Time{}))
+	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1", time.Time{}))
 	waitStatus(t, store, "welcome/sub_1", postgres.EmailSent)
-	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1"))
+	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_1", time.Time{}))
 	time.Sleep(200 * time.Millisecond) // give a wrongly enqueued duplicate time to arrive
 
 	reqs := fake.Requests()
@@ -68,9 +68,29 @@ func TestNotifierWelcomeOncePerSubscription(t *testing.T) {
 	assert.Contains(t, r.Body.Html, "https://app.cleantrack.example/dashboard/")
 
 	// Another subscription of the same account is welcomed too.
-	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_2"))
+	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_2", time.Time{}))
 	waitStatus(t, store, "welcome/sub_2", postgres.EmailSent)
 	assert.Equal(t, 2, fake.Count())
+}
+
+// A subscription.created that arrives after a newer event is stale and leaves
+// the account without an end date; the welcome email takes the period end
+// from the event instead of failing to render.
+func TestNotifierWelcomeUsesTheEventsPeriodEnd(t *testing.T) {
+	fake := newFakeResend(t)
+	s, store := newTestSender(t, fake, nil)
+	w := startWorker(t, s)
+	accountID := seedAccount(t, store)
+	_, err := store.DB.Exec(`UPDATE accounts SET subscription_end_date = NULL WHERE id = $1`, accountID)
+	require.NoError(t, err)
+	n := NewNotifier(store, w.svc, "https://app.cleantrack.example/")
+
+	end := time.Date(2027, 2, 14, 12, 0, 0, 0, time.UTC)
+	require.NoError(t, n.SubscriptionCreated(context.Background(), accountID, "sub_stale", end))
+	waitStatus(t, store, "welcome/sub_stale", postgres.EmailSent)
+	reqs := fake.Requests()
+	require.Len(t, reqs, 1)
+	assert.Contains(t, reqs[0].Body.Text, "February 14, 2027")
 }
 
 func TestNotifierPaymentFailedOncePerAttemptAndRecipient(t *testing.T) {
@@ -119,7 +139,7 @@ func TestNotifierErrors(t *testing.T) {
 	accountID := seedAccount(t, store)
 	n := NewNotifier(store, NewService(nil), "https://app.cleantrack.example")
 	ctx := context.Background()
-	assert.ErrorIs(t, n.SubscriptionCreated(ctx, 999, "sub_x"), postgres.ErrNotFound)
+	assert.ErrorIs(t, n.SubscriptionCreated(ctx, 999, "sub_x", time.Time{}), postgres.ErrNotFound)
 	assert.ErrorIs(t, n.PaymentFailed(ctx, accountID, "in_missing", 1), postgres.ErrNotFound)
 	assert.ErrorContains(t, n.PaymentFailed(ctx, accountID+1, "in_1", 1), "belongs to account 10")
 }
