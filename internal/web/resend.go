@@ -89,39 +89,7 @@ func NewResendWebhook(store *postgres.Store, secret string, log *slog.Logger) ht
 
 func (h *resendWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	res := h.intake(r)
-	if res.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", http.MethodPost)
-	}
-	writeJSON(w, res.status, res.body)
-
-	typ := res.eventType
-	if typ == "" {
-		typ = "unknown"
-	}
-	elapsed := time.Since(start)
-	metrics.WebhooksReceived.WithLabelValues("resend", typ, res.outcome).Inc()
-	metrics.WebhookDuration.WithLabelValues("resend").Observe(elapsed.Seconds())
-	level := slog.LevelInfo
-	switch res.outcome {
-	case metrics.OutcomeIgnored:
-		level = slog.LevelDebug
-	case metrics.OutcomeRejected:
-		level = slog.LevelWarn
-	case metrics.OutcomeUnavailable:
-		level = slog.LevelError
-	}
-	attrs := []slog.Attr{
-		slog.String("svix_id", res.eventID),
-		slog.String("event_type", res.eventType),
-		slog.String("outcome", res.outcome),
-		slog.Int("status", res.status),
-		slog.Duration("duration", elapsed),
-	}
-	if res.err != nil {
-		attrs = append(attrs, slog.String("error", res.err.Error()))
-	}
-	h.log.LogAttrs(r.Context(), level, "resend webhook", attrs...)
+	answer(w, r, h.log, "resend", "svix_id", h.intake(r), time.Since(start))
 }
 
 func (h *resendWebhook) intake(r *http.Request) intakeResult {

@@ -36,7 +36,13 @@ const (
 // Stripe stops retrying them.
 func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	res := s.intake(r)
+	answer(w, r, s.Log, "stripe", "event_id", s.intake(r), time.Since(start))
+}
+
+// answer writes an intake result as the response, counts it in the webhook
+// metrics under provider, and logs it as one line, with the delivery's id
+// under idKey.
+func answer(w http.ResponseWriter, r *http.Request, log *slog.Logger, provider, idKey string, res intakeResult, elapsed time.Duration) {
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
 	}
@@ -46,9 +52,8 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	if typ == "" {
 		typ = "unknown"
 	}
-	elapsed := time.Since(start)
-	metrics.WebhooksReceived.WithLabelValues("stripe", typ, res.outcome).Inc()
-	metrics.WebhookDuration.WithLabelValues("stripe").Observe(elapsed.Seconds())
+	metrics.WebhooksReceived.WithLabelValues(provider, typ, res.outcome).Inc()
+	metrics.WebhookDuration.WithLabelValues(provider).Observe(elapsed.Seconds())
 	level := slog.LevelInfo
 	switch res.outcome {
 	case metrics.OutcomeIgnored:
@@ -59,7 +64,7 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{
-		slog.String("event_id", res.eventID),
+		slog.String(idKey, res.eventID),
 		slog.String("event_type", res.eventType),
 		slog.String("outcome", res.outcome),
 		slog.Int("status", res.status),
@@ -68,7 +73,7 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	if res.err != nil {
 		attrs = append(attrs, slog.String("error", res.err.Error()))
 	}
-	s.Log.LogAttrs(r.Context(), level, "stripe webhook", attrs...)
+	log.LogAttrs(r.Context(), level, provider+" webhook", attrs...)
 }
 
 type intakeResult struct {
