@@ -11,7 +11,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/cleantrack/jobs/internal/admin"
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/scheduler"
 )
@@ -45,7 +47,8 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		}
 		return nil
 	}
-	stopMetrics, err := startMetrics(ctx, cfg, ready, log, errc)
+	sc := admin.ServerConfig{Name: "SCHEDULER_METRICS_ADDR", Addr: cfg.SchedulerMetricsAddr, User: cfg.AdminUser, Password: cfg.AdminPassword}
+	stopMetrics, err := admin.StartMetrics(ctx, sc, metrics.Registry, ready, log, errc)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/cleantrack/jobs/internal/admin"
 	"github.com/cleantrack/jobs/internal/config"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
@@ -73,7 +74,8 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		}
 		return nil
 	}
-	stopMetrics, err := startMetrics(ctx, cfg, ready, log, errc)
+	sc := admin.ServerConfig{Name: "WORKER_METRICS_ADDR", Addr: cfg.WorkerMetricsAddr, User: cfg.AdminUser, Password: cfg.AdminPassword}
+	stopMetrics, err := admin.StartMetrics(ctx, sc, metrics.Registry, ready, log, errc)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // shutdownTimeout bounds how long in-flight admin requests (a dashboard page,
@@ -191,4 +193,24 @@ func (s *Server) Forward(errc chan<- error) {
 			}
 		}
 	}()
+}
+
+// StartMetrics serves the worker's or scheduler's /metrics (metrics.Registry
+// with the Go and process series), /healthz and /readyz on sc's address, with
+// the admin listener's rules: basic auth from sc's credentials, and no public
+// address without them. It fails at once when the address is taken or
+// refused. A later serve error is sent on errc. stop shuts the listener down
+// gracefully, waiting at most until its context is done; the listener also
+// stops when ctx is done.
+func StartMetrics(ctx context.Context, sc ServerConfig, g prometheus.Gatherer, ready ReadyFunc, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
+	srv, err := Start(ctx, sc, MetricsHandler(g, ready, log), log)
+	if err != nil {
+		return nil, err
+	}
+	srv.Forward(errc)
+	return func(sctx context.Context) {
+		if err := srv.Stop(sctx); err != nil {
+			log.Warn("metrics listener shutdown", slog.String("listener", sc.Name), slog.String("error", err.Error()))
+		}
+	}, nil
 }

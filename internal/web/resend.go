@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -109,13 +108,9 @@ func (h *resendWebhook) intake(r *http.Request) intakeResult {
 	if headers.Id == "" || headers.Timestamp == "" || headers.Signature == "" {
 		return rejected(http.StatusBadRequest, "missing svix-id, svix-timestamp or svix-signature header")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxWebhookBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return rejected(http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
-		}
-		return rejected(http.StatusBadRequest, "could not read body")
+	body, refused := readBody(r)
+	if refused != nil {
+		return *refused
 	}
 	if err := h.verify.Verify(&resend.VerifyWebhookOptions{Payload: string(body), Headers: headers, WebhookSecret: h.secret}); err != nil {
 		res := rejected(http.StatusBadRequest, "invalid signature")

@@ -89,6 +89,21 @@ func rejected(status int, msg string) intakeResult {
 	return intakeResult{status: status, body: map[string]string{"error": msg}, outcome: metrics.OutcomeRejected}
 }
 
+// readBody reads a webhook body of at most MaxWebhookBody bytes, or returns
+// the 413 or 400 to answer.
+func readBody(r *http.Request) ([]byte, *intakeResult) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxWebhookBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		res := rejected(http.StatusBadRequest, "could not read body")
+		if errors.As(err, &tooBig) {
+			res = rejected(http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
+		}
+		return nil, &res
+	}
+	return body, nil
+}
+
 func (s *Server) intake(r *http.Request) intakeResult {
 	if r.Method != http.MethodPost {
 		return rejected(http.StatusMethodNotAllowed, "method not allowed: use POST")
@@ -97,13 +112,9 @@ func (s *Server) intake(r *http.Request) intakeResult {
 	if header == "" {
 		return rejected(http.StatusBadRequest, "missing Stripe-Signature header")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxWebhookBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return rejected(http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
-		}
-		return rejected(http.StatusBadRequest, "could not read body")
+	body, refused := readBody(r)
+	if refused != nil {
+		return *refused
 	}
 	event, msg := s.verify(body, header)
 	if msg != "" {
