@@ -129,10 +129,6 @@ var queueNames = []string{tasks.QueueCritical, tasks.QueueDefault, tasks.QueueLo
 // opsStates are the task states "tasks list" accepts, in lifecycle order.
 var opsStates = []string{"pending", "active", "scheduled", "retry", "archived", "completed"}
 
-// opsBatch is how many tasks a bulk retry or delete handles between progress
-// reports.
-const opsBatch = 100
-
 // opsQueue is one line of "cleantrack queues".
 type opsQueue struct {
 	Queue          string  `json:"queue"`
@@ -408,8 +404,8 @@ func runTasksDelete(e *env, q, id string, asJSON bool) error {
 	return nil
 }
 
-// runTasksBulk retries or deletes every archived task of q, reporting
-// progress on stderr.
+// runTasksBulk retries or deletes every archived task of q with one call
+// to Redis, which moves them all at once.
 func runTasksBulk(e *env, verb, q string, asJSON bool) error {
 	insp, err := e.Inspector()
 	if err != nil {
@@ -418,15 +414,17 @@ func runTasksBulk(e *env, verb, q string, asJSON bool) error {
 	if err := checkQueue(insp, q); err != nil {
 		return err
 	}
-	each, past := insp.RunTask, "retried"
+	bulk, past := insp.RunAllArchivedTasks, "retried"
 	if verb == "delete" {
-		each, past = insp.DeleteTask, "deleted"
+		bulk, past = insp.DeleteAllArchivedTasks, "deleted"
 	}
-	n, err := eachArchived(insp, q, func(id string) error { return each(q, id) }, func(done, total int) {
-		fmt.Fprintf(e.stderr, "%s %d/%d archived tasks in %s\n", past, done, total, q)
-	})
+	n, err := bulk(q)
+	if isQueueMissing(err) {
+		// A CleanTrack queue nothing was enqueued to yet holds no tasks.
+		n, err = 0, nil
+	}
 	if err != nil {
-		return fmt.Errorf("%s archived tasks in %s after %d: %w", verb, q, n, redisHint(err))
+		return fmt.Errorf("%s archived tasks in %s: %w", verb, q, redisHint(err))
 	}
 	if asJSON {
 		return printJSON(e.stdout, map[string]any{"queue": q, past: n})
@@ -440,50 +438,6 @@ func runTasksBulk(e *env, verb, q string, asJSON bool) error {
 		fmt.Fprintf(e.stdout, "deleted %d archived tasks from %s\n", n, q)
 	}
 	return nil
-}
-
-// eachArchived calls fn for the archived tasks of q, a batch at a time, and
-// reports progress after each batch of a run longer than one batch. It stops
-// at the number archived when it started, so tasks archived meanwhile (or a
-// task fn leaves archived) cannot keep it going for ever. A task that
-// vanished in between (another operator, a worker) is skipped.
-func eachArchived(insp *asynq.Inspector, q string, fn func(id string) error, progress func(done, total int)) (int, error) {
-	info, err := insp.GetQueueInfo(q)
-	if err != nil {
-		if isQueueMissing(err) {
-			return 0, nil
-		}
-		return 0, err
-	}
-	total, done, seen := info.Archived, 0, map[string]bool{}
-	for done < total {
-		page, err := insp.ListArchivedTasks(q, asynq.PageSize(opsBatch), asynq.Page(1))
-		if err != nil && !isQueueMissing(err) {
-			return done, err
-		}
-		progressed := false
-		for _, t := range page {
-			if done >= total {
-				break
-			}
-			if seen[t.ID] {
-				continue
-			}
-			seen[t.ID] = true
-			if err := fn(t.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-				return done, err
-			}
-			done++
-			progressed = true
-		}
-		if total > opsBatch {
-			progress(done, total)
-		}
-		if !progressed {
-			break
-		}
-	}
-	return done, nil
 }
 
 // allQueues is CleanTrack's queues, in priority order, then any other queue
