@@ -3,29 +3,18 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
 
 	"github.com/cleantrack/jobs/internal/config"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 )
-
-// command is one CLI verb, such as "migrate status" or "stripe trigger".
-type command struct {
-	name    string // words that select it, space-separated
-	args    string // synopsis of arguments and flags, for help
-	summary string
-	// run parses args (everything after the command's words) and acts.
-	run func(ctx context.Context, e *env, args []string) error
-}
 
 // usageError is a mistake in how the command was called; it exits with 2.
 type usageError struct{ msg string }
@@ -109,159 +98,135 @@ func (e *env) table(header ...string) *tabwriter.Writer {
 	return tw
 }
 
-func allCommands() []command {
-	var cmds []command
-	cmds = append(cmds, coreCommands()...)
-	cmds = append(cmds, scheduleCommands()...)
-	cmds = append(cmds, stripeCheckCommands()...)
-	cmds = append(cmds, stripeCommands()...)
-	cmds = append(cmds, emailCommands()...)
-	cmds = append(cmds, complianceCommands()...)
-	cmds = append(cmds, opsCommands()...)
-	return cmds
+// action is a command's RunE: it reads the configuration, then does the
+// work. Help, completion and usage errors never get here, so they need no
+// configuration, PostgreSQL or Redis.
+func (e *env) action(fn func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cfg, err := config.Load(e.getenv)
+		if err != nil {
+			return err
+		}
+		e.cfg = cfg
+		return fn(cmd.Context(), args)
+	}
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmds := allCommands()
-	words := args[1:]
-	if len(words) == 0 || words[0] == "help" || words[0] == "--help" || words[0] == "-h" {
-		printUsage(stdout, cmds, "")
-		if len(words) == 0 {
-			return usagef("no command given")
-		}
-		return nil
-	}
-	cmd, rest := match(cmds, words)
-	if cmd == nil {
-		prefix := strings.Join(nonFlags(words), " ")
-		// "cleantrack stripe --help": the commands of that group.
-		if slices.Contains(words, "--help") || slices.Contains(words, "-h") {
-			if group := groupOf(cmds, prefix); len(group) > 0 {
-				printUsage(stdout, group, "")
-				return nil
-			}
-		}
-		printUsage(stderr, cmds, prefix)
-		return usagef("unknown command %q; see the list above", prefix)
-	}
-	for _, a := range rest {
-		if a == "--help" || a == "-h" {
-			fmt.Fprintf(stdout, "usage: cleantrack %s %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
-			// The command's own flag set prints its flags and defaults, and
-			// stops before doing anything.
-			var flagHelp strings.Builder
-			h := &env{getenv: getenv, stdout: stdout, stderr: &flagHelp}
-			err := cmd.run(ctx, h, []string{"-h"})
-			h.close()
-			// The flag package's first line is "Usage of ..."; the rest
-			// lists the flags, if there are any.
-			_, list, _ := strings.Cut(flagHelp.String(), "\n")
-			if strings.TrimSpace(list) == "" {
-				list = "  (none)\n"
-			}
-			fmt.Fprint(stdout, list)
-			var u usageError
-			if err == nil || (errors.As(err, &u) && u.msg == flag.ErrHelp.Error()) {
-				return nil
-			}
-			return err
-		}
-	}
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		return err
-	}
-	e := &env{cfg: cfg, getenv: getenv, stdout: stdout, stderr: stderr}
+	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
 	defer e.close()
-	return cmd.run(ctx, e, rest)
+	root := newRootCmd(e)
+	root.SetArgs(args[1:])
+	return root.ExecuteContext(ctx)
 }
 
-// groupOf lists the commands whose first words are prefix's words.
-func groupOf(cmds []command, prefix string) []command {
-	want := strings.Fields(prefix)
-	if len(want) == 0 {
+// newRootCmd builds the whole command tree. It is built again for every run,
+// so that runs share no state.
+func newRootCmd(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cleantrack",
+		Short: "Run CleanTrack: migrate, seed, enqueue or replay work, send test webhooks and email, look into the queues",
+		// main prints the error once; usage goes with usage errors only.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usagef("%v (see \"%s --help\")", err, c.CommandPath())
+	})
+	// A group's usage shows "cleantrack stripe [command]" only: it runs
+	// solely to refuse a missing or unknown command.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
+		"{{if .Runnable}}", `{{if and .Runnable (not (index .Annotations "group"))}}`, 1))
+
+	root.AddCommand(
+		newMigrateCmd(e),
+		newSeedCmd(e),
+		newEnqueueCmd(e),
+		newScheduleCmd(e),
+		newStripeCmd(e),
+		newEmailCmd(e),
+		newReportCmd(e),
+		newQueuesCmd(e),
+		newTasksCmd(e),
+	)
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			asGroup(c)
+		}
+	}
+	return asGroup(root)
+}
+
+// group makes a command that only holds others, such as "stripe".
+func group(use, short string, children ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short}
+	c.AddCommand(children...)
+	return asGroup(c)
+}
+
+// asGroup makes c refuse to run without one of its commands. Cobra would
+// print the help and succeed for "cleantrack stripe" and for
+// "cleantrack stripe frobnicate"; both are usage errors here, as for the root.
+func asGroup(c *cobra.Command) *cobra.Command {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations["group"] = "true"
+	c.Args = noArgs
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		fmt.Fprint(c.ErrOrStderr(), c.UsageString())
+		return usagef("%s needs a command; the commands are listed above", c.CommandPath())
+	}
+	return c
+}
+
+// noArgs refuses positional arguments. For a command that has commands of
+// its own, an argument is most likely a mistyped one of them: it lists them
+// and suggests the closest.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
 		return nil
 	}
-	var out []command
-	for _, c := range cmds {
-		if w := strings.Fields(c.name); len(w) >= len(want) && slices.Equal(w[:len(want)], want) {
-			out = append(out, c)
-		}
+	if !c.HasAvailableSubCommands() {
+		return usagef("unexpected argument %q: %s takes no arguments, only flags", args[0], c.CommandPath())
 	}
-	return out
+	fmt.Fprint(c.ErrOrStderr(), c.UsageString())
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	c.SuggestionsMinimumDistance = 2
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return usageError{msg + "; the commands are listed above"}
 }
 
-// match picks the command whose words are the longest prefix of words.
-func match(cmds []command, words []string) (*command, []string) {
-	var best *command
-	bestLen := 0
-	for i := range cmds {
-		w := strings.Fields(cmds[i].name)
-		if len(w) > len(words) || len(w) <= bestLen {
-			continue
+// exactArgs wants n positional arguments; otherwise it is a usage error
+// that says msg.
+func exactArgs(n int, msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{msg}
 		}
-		ok := true
-		for j := range w {
-			if words[j] != w[j] {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			best, bestLen = &cmds[i], len(w)
-		}
-	}
-	if best == nil {
-		return nil, nil
-	}
-	return best, words[bestLen:]
-}
-
-func nonFlags(words []string) []string {
-	var out []string
-	for _, w := range words {
-		if strings.HasPrefix(w, "-") {
-			break
-		}
-		out = append(out, w)
-	}
-	return out
-}
-
-func printUsage(w io.Writer, cmds []command, prefix string) {
-	fmt.Fprintln(w, "usage: cleantrack <command> [flags]   (cleantrack <command> --help for details)")
-	fmt.Fprintln(w)
-	sorted := append([]command(nil), cmds...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
-	first := strings.Fields(prefix)
-	for _, c := range sorted {
-		if len(first) > 0 && !strings.HasPrefix(c.name, first[0]) {
-			continue
-		}
-		fmt.Fprintf(w, "  %s %s\n      %s\n", c.name, c.args, c.summary)
+		return nil
 	}
 }
 
-// flags makes a FlagSet for a command whose parse errors are usage errors.
-func flags(name string, e *env) *flag.FlagSet {
-	fs := flag.NewFlagSet("cleantrack "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
+// completeArgs completes the i-th positional argument from the i-th list.
+func completeArgs(lists ...[]string) cobra.CompletionFunc {
+	return func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) < len(lists) {
+			return lists[len(args)], cobra.ShellCompDirectiveNoFileComp
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
-// parse parses args with fs, allowing flags after positional arguments, and
-// returns the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+// completeFlag completes a flag's value from a fixed list.
+func completeFlag(c *cobra.Command, flag string, values ...string) {
+	// It fails only for a flag the command does not define: a bug seen at once.
+	if err := c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp)); err != nil {
+		panic(err)
 	}
 }

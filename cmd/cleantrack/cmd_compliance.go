@@ -7,25 +7,64 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cleantrack/jobs/internal/compliance"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
 )
 
-func complianceCommands() []command {
-	return []command{
-		{name: "seed demo", args: "", summary: "create the demo account demo-hospital with members, equipment and cleaning history (idempotent)", run: runSeedDemo},
-		{name: "enqueue overdue-scan", args: "[--account slug]", summary: "enqueue an overdue-cleaning scan of all accounts, or of one", run: runEnqueueOverdueScan},
-		{name: "enqueue weekly-summary", args: "[--account slug] [--week 2026-W47]", summary: "enqueue the weekly compliance summaries (default: last week, per account time zone)", run: runEnqueueWeeklySummary},
-		{name: "report show", args: "--account slug [--week 2026-W47] [--json]", summary: "show an account's weekly compliance figures without sending anything", run: runReportShow},
-	}
+func newSeedCmd(e *env) *cobra.Command {
+	return group("seed", "Create demo data", &cobra.Command{
+		Use:   "demo",
+		Short: "Create the demo account demo-hospital with members, equipment and cleaning history (idempotent)",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runSeedDemo(ctx, e) }),
+	})
 }
 
-func runSeedDemo(ctx context.Context, e *env, args []string) error {
-	if _, err := parse(flags("seed demo", e), args); err != nil {
-		return err
+func newEnqueueOverdueScanCmd(e *env) *cobra.Command {
+	var slug string
+	c := &cobra.Command{
+		Use:   "overdue-scan",
+		Short: "Enqueue an overdue-cleaning scan of all accounts, or of one",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runEnqueueOverdueScan(ctx, e, slug) }),
 	}
+	c.Flags().StringVar(&slug, "account", "", "scan only this account (slug)")
+	return c
+}
+
+func newEnqueueWeeklySummaryCmd(e *env) *cobra.Command {
+	var slug, week string
+	c := &cobra.Command{
+		Use:   "weekly-summary",
+		Short: "Enqueue the weekly compliance summaries (default: last week, per account time zone)",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runEnqueueWeeklySummary(ctx, e, slug, week) }),
+	}
+	c.Flags().StringVar(&slug, "account", "", "report only this account (slug)")
+	c.Flags().StringVar(&week, "week", "", "ISO week to report, like 2026-W47 (default: the last full week in each account's time zone)")
+	return c
+}
+
+func newReportCmd(e *env) *cobra.Command {
+	var slug, week string
+	var asJSON bool
+	show := &cobra.Command{
+		Use:   "show --account <slug>",
+		Short: "Show an account's weekly compliance figures without sending anything",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runReportShow(ctx, e, slug, week, asJSON) }),
+	}
+	show.Flags().StringVar(&slug, "account", "", "account slug (required)")
+	show.Flags().StringVar(&week, "week", "", "ISO week, like 2026-W47 (default: the last full week in the account's time zone)")
+	show.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of tables")
+	return group("report", "Weekly compliance reports", show)
+}
+
+func runSeedDemo(ctx context.Context, e *env) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
@@ -60,15 +99,8 @@ func accountFlag(ctx context.Context, e *env, slug string) (int64, error) {
 	return a.ID, err
 }
 
-func runEnqueueOverdueScan(ctx context.Context, e *env, args []string) error {
-	fs := flags("enqueue overdue-scan", e)
-	slug := fs.String("account", "", "scan only this account (slug)")
-	if pos, err := parse(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("enqueue overdue-scan takes no arguments, only --account")
-	}
-	id, err := accountFlag(ctx, e, *slug)
+func runEnqueueOverdueScan(ctx context.Context, e *env, slug string) error {
+	id, err := accountFlag(ctx, e, slug)
 	if err != nil {
 		return err
 	}
@@ -85,25 +117,17 @@ func runEnqueueOverdueScan(ctx context.Context, e *env, args []string) error {
 	})
 }
 
-func runEnqueueWeeklySummary(ctx context.Context, e *env, args []string) error {
-	fs := flags("enqueue weekly-summary", e)
-	slug := fs.String("account", "", "report only this account (slug)")
-	week := fs.String("week", "", "ISO week to report, like 2026-W47 (default: the last full week in each account's time zone)")
-	if pos, err := parse(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("enqueue weekly-summary takes no arguments, only --account and --week")
-	}
-	if *week != "" {
-		if _, err := compliance.ParseISOWeek(*week); err != nil {
+func runEnqueueWeeklySummary(ctx context.Context, e *env, slug, week string) error {
+	if week != "" {
+		if _, err := compliance.ParseISOWeek(week); err != nil {
 			return usagef("--week: %v", err)
 		}
 	}
-	id, err := accountFlag(ctx, e, *slug)
+	id, err := accountFlag(ctx, e, slug)
 	if err != nil {
 		return err
 	}
-	task, opts, err := tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: *week, AccountID: id})
+	task, opts, err := tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: week, AccountID: id})
 	if err != nil {
 		return err
 	}
@@ -146,22 +170,13 @@ type reportView struct {
 	Figures     postgres.WeeklyFigures `json:"figures"`
 }
 
-func runReportShow(ctx context.Context, e *env, args []string) error {
-	fs := flags("report show", e)
-	slug := fs.String("account", "", "account slug (required)")
-	week := fs.String("week", "", "ISO week, like 2026-W47 (default: the last full week in the account's time zone)")
-	asJSON := fs.Bool("json", false, "print JSON instead of tables")
-	if pos, err := parse(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("report show takes no arguments, only flags")
-	}
-	if *slug == "" {
+func runReportShow(ctx context.Context, e *env, slug, week string, asJSON bool) error {
+	if slug == "" {
 		return usagef("--account is required")
 	}
 	spec := postgres.WeekSpec{Ref: time.Now()}
-	if *week != "" {
-		monday, err := compliance.ParseISOWeek(*week)
+	if week != "" {
+		monday, err := compliance.ParseISOWeek(week)
 		if err != nil {
 			return usagef("--week: %v", err)
 		}
@@ -171,9 +186,9 @@ func runReportShow(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	acc, err := s.ReportAccountBySlug(ctx, *slug)
+	acc, err := s.ReportAccountBySlug(ctx, slug)
 	if errors.Is(err, postgres.ErrNotFound) {
-		return usagef("--account: no account has slug %q", *slug)
+		return usagef("--account: no account has slug %q", slug)
 	}
 	if err != nil {
 		return err
@@ -195,7 +210,7 @@ func runReportShow(ctx context.Context, e *env, args []string) error {
 	case !errors.Is(err, postgres.ErrNotFound):
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)

@@ -7,23 +7,49 @@ import (
 	"strings"
 
 	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
 
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
 )
 
-func coreCommands() []command {
-	return []command{
-		{name: "migrate", args: "", summary: "apply pending database migrations (idempotent; safe when two run at once)", run: runMigrate},
-		{name: "migrate status", args: "", summary: "list migrations and whether each is applied", run: runMigrateStatus},
-		{name: "enqueue", args: "<task-type> --payload <json> [--queue q] [--task-id id]", summary: "enqueue any task by hand", run: runEnqueue},
+func newMigrateCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending database migrations (idempotent; safe when two run at once)",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runMigrate(ctx, e) }),
 	}
+	c.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "List migrations and whether each is applied",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runMigrateStatus(ctx, e) }),
+	})
+	return c
 }
 
-func runMigrate(ctx context.Context, e *env, args []string) error {
-	if _, err := parse(flags("migrate", e), args); err != nil {
-		return err
+func newEnqueueCmd(e *env) *cobra.Command {
+	var o enqueueOptions
+	c := &cobra.Command{
+		Use:   "enqueue <task-type>",
+		Short: "Enqueue any task by hand",
+		Args:  exactArgs(1, "enqueue takes exactly one task type, such as "+tasks.TypeStripeEvent),
+		ValidArgsFunction: completeArgs([]string{
+			tasks.TypeStripeEvent, tasks.TypeInboxRedrive, tasks.TypeEmailSend,
+			tasks.TypeOverdueScan, tasks.TypeWeeklySummary, tasks.TypeWeeklySummaryAccount,
+		}),
+		RunE: e.action(func(ctx context.Context, args []string) error { return runEnqueue(ctx, e, args[0], o) }),
 	}
+	c.Flags().StringVar(&o.payload, "payload", "{}", "task payload, as JSON")
+	c.Flags().StringVar(&o.queue, "queue", tasks.QueueDefault, "queue: critical, default or low")
+	c.Flags().StringVar(&o.taskID, "task-id", "", "TaskID (dedup key); empty for a random one")
+	completeFlag(c, "queue", queueNames...)
+	c.AddCommand(newEnqueueOverdueScanCmd(e), newEnqueueWeeklySummaryCmd(e))
+	return c
+}
+
+func runMigrate(ctx context.Context, e *env) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
@@ -41,10 +67,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runMigrateStatus(ctx context.Context, e *env, args []string) error {
-	if _, err := parse(flags("migrate status", e), args); err != nil {
-		return err
-	}
+func runMigrateStatus(ctx context.Context, e *env) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
@@ -69,38 +92,32 @@ func runMigrateStatus(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runEnqueue(ctx context.Context, e *env, args []string) error {
-	fs := flags("enqueue", e)
-	payload := fs.String("payload", "{}", "task payload, as JSON")
-	q := fs.String("queue", tasks.QueueDefault, "queue: critical, default or low")
-	id := fs.String("task-id", "", "TaskID (dedup key); empty for a random one")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+// enqueueOptions are the flags of "enqueue".
+type enqueueOptions struct {
+	payload, queue, taskID string
+}
+
+func runEnqueue(ctx context.Context, e *env, taskType string, o enqueueOptions) error {
+	if _, ok := queue.Weights[o.queue]; !ok {
+		return usagef("--queue %q is not one of critical, default, low", o.queue)
 	}
-	if len(pos) != 1 {
-		return usagef("enqueue takes exactly one task type, such as %s", tasks.TypeStripeEvent)
-	}
-	if _, ok := queue.Weights[*q]; !ok {
-		return usagef("--queue %q is not one of critical, default, low", *q)
-	}
-	if !json.Valid([]byte(*payload)) {
+	if !json.Valid([]byte(o.payload)) {
 		return usagef("--payload is not valid JSON")
 	}
 	c, err := e.Client()
 	if err != nil {
 		return err
 	}
-	opts := []asynq.Option{asynq.Queue(*q)}
-	if *id != "" {
-		opts = append(opts, asynq.TaskID(*id))
+	opts := []asynq.Option{asynq.Queue(o.queue)}
+	if o.taskID != "" {
+		opts = append(opts, asynq.TaskID(o.taskID))
 	}
-	info, dup, err := queue.Enqueue(ctx, c, asynq.NewTask(strings.TrimSpace(pos[0]), []byte(*payload)), opts...)
+	info, dup, err := queue.Enqueue(ctx, c, asynq.NewTask(strings.TrimSpace(taskType), []byte(o.payload)), opts...)
 	if err != nil {
 		return fmt.Errorf("%w (is Redis running, and is REDIS_URL right?)", err)
 	}
 	if dup {
-		fmt.Fprintf(e.stdout, "already enqueued: task id %s is taken in queue %s\n", *id, *q)
+		fmt.Fprintf(e.stdout, "already enqueued: task id %s is taken in queue %s\n", o.taskID, o.queue)
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "enqueued %s as %s in queue %s\n", info.Type, info.ID, info.Queue)

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
@@ -15,64 +18,113 @@ import (
 	"github.com/cleantrack/jobs/tasks"
 )
 
-func emailCommands() []command {
-	templates := strings.Join(email.Templates(), ", ")
-	return []command{
-		{
-			name:    "email preview",
-			args:    "<template> [--data file.json] [--text]",
-			summary: "render an email with realistic sample data to stdout (HTML, or the plain text with --text); --data overrides fields; templates: " + templates,
-			run:     runEmailPreview,
+func newEmailCmd(e *env) *cobra.Command {
+	return group("email", "Preview and send test email, manage the suppression list, list deliveries",
+		newEmailPreviewCmd(e), newEmailSendTestCmd(e), newEmailSuppressCmd(e), newEmailUnsuppressCmd(e), newEmailDeliveriesCmd(e))
+}
+
+func newEmailPreviewCmd(e *env) *cobra.Command {
+	var dataFile string
+	var text bool
+	c := &cobra.Command{
+		Use:   "preview <template>",
+		Short: "Render an email with realistic sample data to stdout (HTML, or the plain text with --text)",
+		Long: "Render an email with realistic sample data to stdout: the HTML, or the plain text with --text;\n" +
+			"the subject goes to stderr. --data overrides fields of the sample data.\n\n" +
+			"Templates: " + strings.Join(email.Templates(), ", ") + ".",
+		Args:              exactArgs(1, "email preview takes one template: "+strings.Join(email.Templates(), ", ")),
+		ValidArgsFunction: completeArgs(email.Templates()),
+		RunE: e.action(func(ctx context.Context, args []string) error {
+			return runEmailPreview(ctx, e, args[0], dataFile, text)
+		}),
+	}
+	c.Flags().StringVar(&dataFile, "data", "", "JSON file whose fields replace the sample data's (same names as the template context, e.g. user_name)")
+	c.Flags().BoolVar(&text, "text", false, "print the plain-text version instead of the HTML")
+	return c
+}
+
+func newEmailSendTestCmd(e *env) *cobra.Command {
+	var to, tmpl string
+	c := &cobra.Command{
+		Use:   "send-test --to <address>",
+		Short: "Send one email now through the configured path (Resend, or the outbox without RESEND_API_KEY) and print the delivery",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("email send-test takes no arguments; give the recipient with --to")
+			}
+			return nil
 		},
-		{
-			name:    "email send-test",
-			args:    "--to <address> [--template t]",
-			summary: "send one email now through the configured path (Resend, or the outbox without RESEND_API_KEY) and print the delivery",
-			run:     runEmailSendTest,
-		},
-		{
-			name:    "email unsuppress",
-			args:    "<address>",
-			summary: "remove an address from the suppression list (bounces and complaints put it there)",
-			run:     runEmailUnsuppress,
-		},
-		{
-			name:    "email suppress",
-			args:    "<address> [--reason text]",
-			summary: "add an address to the suppression list by hand",
-			run:     runEmailSuppress,
-		},
-		{
-			name:    "email deliveries",
-			args:    "[--status queued|sent|failed|suppressed|outbox] [--limit N]",
-			summary: "list email deliveries, newest first: key, template, recipient, status, attempts, last error",
-			run:     runEmailDeliveries,
-		},
+		RunE: e.action(func(ctx context.Context, _ []string) error { return runEmailSendTest(ctx, e, to, tmpl) }),
+	}
+	c.Flags().StringVar(&to, "to", "", "recipient address (required)")
+	c.Flags().StringVar(&tmpl, "template", email.TemplateWelcome, "template to send, with sample data")
+	completeFlag(c, "template", email.Templates()...)
+	return c
+}
+
+func newEmailUnsuppressCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unsuppress <address>",
+		Short: "Remove an address from the suppression list (bounces and complaints put it there)",
+		Args:  addressArg("email unsuppress takes one email address"),
+		RunE:  e.action(func(ctx context.Context, args []string) error { return runEmailUnsuppress(ctx, e, args[0]) }),
 	}
 }
 
-func templateArg(pos []string, cmd string) (string, error) {
-	if len(pos) != 1 {
-		return "", usagef("%s takes one template: %s", cmd, strings.Join(email.Templates(), ", "))
+func newEmailSuppressCmd(e *env) *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use:   "suppress <address>",
+		Short: "Add an address to the suppression list by hand",
+		Args:  addressArg("email suppress takes one email address"),
+		RunE:  e.action(func(ctx context.Context, args []string) error { return runEmailSuppress(ctx, e, args[0], reason) }),
 	}
-	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(pos[0], "emails/"), ".html"), ".txt")
+	c.Flags().StringVar(&reason, "reason", "added by hand", "why the address must not get email")
+	return c
+}
+
+// deliveryStatuses are the values "email deliveries --status" takes.
+var deliveryStatuses = []string{postgres.EmailQueued, postgres.EmailSent, postgres.EmailFailed, postgres.EmailSuppressed, postgres.EmailOutbox}
+
+func newEmailDeliveriesCmd(e *env) *cobra.Command {
+	var status string
+	var limit int
+	c := &cobra.Command{
+		Use:   "deliveries",
+		Short: "List email deliveries, newest first: key, template, recipient, status, attempts, last error",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runEmailDeliveries(ctx, e, status, limit) }),
+	}
+	c.Flags().StringVar(&status, "status", "", "only deliveries with this status: "+strings.Join(deliveryStatuses, ", "))
+	c.Flags().IntVar(&limit, "limit", 50, "at most this many")
+	completeFlag(c, "status", deliveryStatuses...)
+	return c
+}
+
+// addressArg wants one argument that looks like an email address.
+func addressArg(msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 || !strings.Contains(args[0], "@") {
+			return usageError{msg}
+		}
+		return nil
+	}
+}
+
+// templateArg resolves a template name as given on the command line; a path
+// such as emails/welcome.html names the same template.
+func templateArg(arg string) (string, error) {
+	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(arg, "emails/"), ".html"), ".txt")
 	for _, t := range email.Templates() {
 		if t == name {
 			return name, nil
 		}
 	}
-	return "", usagef("template %q is not one of %s", pos[0], strings.Join(email.Templates(), ", "))
+	return "", usagef("template %q is not one of %s", arg, strings.Join(email.Templates(), ", "))
 }
 
-func runEmailPreview(ctx context.Context, e *env, args []string) error {
-	fs := flags("email preview", e)
-	dataFile := fs.String("data", "", "JSON file whose fields replace the sample data's (same names as the template context, e.g. user_name)")
-	text := fs.Bool("text", false, "print the plain-text version instead of the HTML")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := templateArg(pos, "email preview")
+func runEmailPreview(ctx context.Context, e *env, template, dataFile string, text bool) error {
+	name, err := templateArg(template)
 	if err != nil {
 		return err
 	}
@@ -80,13 +132,13 @@ func runEmailPreview(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *dataFile != "" {
-		raw, err := os.ReadFile(*dataFile)
+	if dataFile != "" {
+		raw, err := os.ReadFile(dataFile)
 		if err != nil {
 			return fmt.Errorf("--data: %w", err)
 		}
 		if data, err = email.OverlayData(name, data, raw); err != nil {
-			return fmt.Errorf("--data %s: %w", *dataFile, err)
+			return fmt.Errorf("--data %s: %w", dataFile, err)
 		}
 	}
 	r, err := email.NewRenderer()
@@ -98,7 +150,7 @@ func runEmailPreview(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "Subject: %s\n", msg.Subject)
-	if *text {
+	if text {
 		fmt.Fprint(e.stdout, msg.Text)
 	} else {
 		fmt.Fprint(e.stdout, msg.HTML)
@@ -106,21 +158,11 @@ func runEmailPreview(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runEmailSendTest(ctx context.Context, e *env, args []string) error {
-	fs := flags("email send-test", e)
-	to := fs.String("to", "", "recipient address (required)")
-	tmpl := fs.String("template", email.TemplateWelcome, "template to send, with sample data")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("email send-test takes no arguments; give the recipient with --to")
-	}
-	if *to == "" {
+func runEmailSendTest(ctx context.Context, e *env, to, tmpl string) error {
+	if to == "" {
 		return usagef("--to is required")
 	}
-	name, err := templateArg([]string{*tmpl}, "--template")
+	name, err := templateArg(tmpl)
 	if err != nil {
 		return err
 	}
@@ -149,8 +191,8 @@ func runEmailSendTest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	key := fmt.Sprintf("send-test/%s/%s/%d", name, strings.ToLower(*to), time.Now().UnixNano())
-	res, err := sender.Deliver(ctx, tasks.EmailSendPayload{Key: key, Template: name, To: *to, Data: raw}, true)
+	key := fmt.Sprintf("send-test/%s/%s/%d", name, strings.ToLower(to), time.Now().UnixNano())
+	res, err := sender.Deliver(ctx, tasks.EmailSendPayload{Key: key, Template: name, To: to, Data: raw}, true)
 	if err != nil {
 		if !queue.IsFailure(err) {
 			return fmt.Errorf("not sent, rate limited: %w (try again in a few seconds)", err)
@@ -159,60 +201,44 @@ func runEmailSendTest(ctx context.Context, e *env, args []string) error {
 	}
 	switch res.Status {
 	case postgres.EmailSent:
-		fmt.Fprintf(e.stdout, "sent %s to %s: delivery %d, resend id %s, key %s\n", name, *to, res.DeliveryID, res.MessageID, key)
+		fmt.Fprintf(e.stdout, "sent %s to %s: delivery %d, resend id %s, key %s\n", name, to, res.DeliveryID, res.MessageID, key)
 	case postgres.EmailOutbox:
 		fmt.Fprintf(e.stdout, "no RESEND_API_KEY: wrote %s for %s to the outbox: %s (and .txt), delivery %d\n",
-			name, *to, res.OutboxPath, res.DeliveryID)
+			name, to, res.OutboxPath, res.DeliveryID)
 	case postgres.EmailSuppressed:
-		return fmt.Errorf("not sent: %s is on the suppression list (delivery %d); lift it with: cleantrack email unsuppress %s", *to, res.DeliveryID, *to)
+		return fmt.Errorf("not sent: %s is on the suppression list (delivery %d); lift it with: cleantrack email unsuppress %s", to, res.DeliveryID, to)
 	default:
 		fmt.Fprintf(e.stdout, "delivery %d: %s\n", res.DeliveryID, res.Status)
 	}
 	return nil
 }
 
-func runEmailUnsuppress(ctx context.Context, e *env, args []string) error {
-	pos, err := parse(flags("email unsuppress", e), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || !strings.Contains(pos[0], "@") {
-		return usagef("email unsuppress takes one email address")
-	}
+func runEmailUnsuppress(ctx context.Context, e *env, address string) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
 	}
-	removed, err := s.UnsuppressEmail(ctx, pos[0])
+	removed, err := s.UnsuppressEmail(ctx, address)
 	if err != nil {
 		return err
 	}
 	if !removed {
-		fmt.Fprintf(e.stdout, "%s was not on the suppression list; nothing to do\n", pos[0])
+		fmt.Fprintf(e.stdout, "%s was not on the suppression list; nothing to do\n", address)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "removed %s from the suppression list; new emails to it will be sent\n", pos[0])
+	fmt.Fprintf(e.stdout, "removed %s from the suppression list; new emails to it will be sent\n", address)
 	return nil
 }
 
-func runEmailSuppress(ctx context.Context, e *env, args []string) error {
-	fs := flags("email suppress", e)
-	reason := fs.String("reason", "added by hand", "why the address must not get email")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || !strings.Contains(pos[0], "@") {
-		return usagef("email suppress takes one email address")
-	}
+func runEmailSuppress(ctx context.Context, e *env, address, reason string) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.SuppressEmail(ctx, pos[0], *reason); err != nil {
+	if err := s.SuppressEmail(ctx, address, reason); err != nil {
 		return err
 	}
-	sup, err := s.EmailSuppressionFor(ctx, pos[0])
+	sup, err := s.EmailSuppressionFor(ctx, address)
 	if err != nil {
 		return err
 	}
@@ -220,30 +246,18 @@ func runEmailSuppress(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runEmailDeliveries(ctx context.Context, e *env, args []string) error {
-	fs := flags("email deliveries", e)
-	status := fs.String("status", "", "only deliveries with this status")
-	limit := fs.Int("limit", 50, "at most this many")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func runEmailDeliveries(ctx context.Context, e *env, status string, limit int) error {
+	if status != "" && !slices.Contains(deliveryStatuses, status) {
+		return usagef("--status %q is not one of %s", status, strings.Join(deliveryStatuses, ", "))
 	}
-	if len(pos) > 0 {
-		return usagef("email deliveries takes no arguments")
-	}
-	switch *status {
-	case "", postgres.EmailQueued, postgres.EmailSent, postgres.EmailFailed, postgres.EmailSuppressed, postgres.EmailOutbox:
-	default:
-		return usagef("--status %q is not one of queued, sent, failed, suppressed, outbox", *status)
-	}
-	if *limit < 1 {
+	if limit < 1 {
 		return usagef("--limit must be at least 1")
 	}
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
 	}
-	ds, err := s.ListEmailDeliveries(ctx, *status, *limit)
+	ds, err := s.ListEmailDeliveries(ctx, status, limit)
 	if err != nil {
 		return err
 	}

@@ -12,28 +12,122 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
 
 	"github.com/cleantrack/jobs/tasks"
 )
 
-func opsCommands() []command {
-	return []command{
-		{name: "queues", args: "[--json]", summary: "each queue's pending, active, scheduled, retry, archived and completed tasks, and latency", run: runQueues},
-		{name: "queues pause", args: "<queue> [--json]", summary: "stop workers from taking tasks from a queue (enqueueing continues)", run: runQueuePause},
-		{name: "queues unpause", args: "<queue> [--json]", summary: "let workers take tasks from a paused queue again", run: runQueueUnpause},
-		{name: "tasks list", args: "<queue> <pending|active|scheduled|retry|archived|completed> [--limit n] [--json]", summary: "list a queue's tasks in one state, newest failures with their error", run: runTasksList},
-		{name: "tasks show", args: "<queue> <task-id> [--json]", summary: "one task: payload, state, retries and last error", run: runTasksShow},
-		{name: "tasks retry", args: "<queue> <task-id>|--all-archived [--json]", summary: "run an archived, retry or scheduled task now; --all-archived for every archived task of the queue", run: runTasksRetry},
-		{name: "tasks delete", args: "<queue> <task-id>|--all-archived [--json]", summary: "delete a task that is not running; --all-archived for every archived task of the queue", run: runTasksDelete},
+func newQueuesCmd(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "queues",
+		Short: "Each queue's pending, active, scheduled, retry, archived and completed tasks, and latency",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q: did you mean \"cleantrack queues pause %s\" or \"cleantrack tasks list %s archived\"?", args[0], args[0], args[0])
+			}
+			return nil
+		},
+		RunE: e.action(func(context.Context, []string) error { return runQueues(e, asJSON) }),
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	c.AddCommand(newQueuePauseCmd(e, true), newQueuePauseCmd(e, false))
+	return c
 }
+
+func newQueuePauseCmd(e *env, pause bool) *cobra.Command {
+	verb, short := "pause", "Stop workers from taking tasks from a queue (enqueueing continues)"
+	if !pause {
+		verb, short = "unpause", "Let workers take tasks from a paused queue again"
+	}
+	var asJSON bool
+	c := &cobra.Command{
+		Use:               verb + " <queue>",
+		Short:             short,
+		Args:              exactArgs(1, "usage: cleantrack queues "+verb+" <queue>"),
+		ValidArgsFunction: completeArgs(queueNames),
+		RunE:              e.action(func(_ context.Context, args []string) error { return setPaused(e, args[0], pause, asJSON) }),
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	return c
+}
+
+func newTasksCmd(e *env) *cobra.Command {
+	return group("tasks", "List, show, retry and delete the tasks of a queue",
+		newTasksListCmd(e), newTasksShowCmd(e), newTasksRetryOrDeleteCmd(e, "retry"), newTasksRetryOrDeleteCmd(e, "delete"))
+}
+
+func newTasksListCmd(e *env) *cobra.Command {
+	var limit int
+	var asJSON bool
+	c := &cobra.Command{
+		Use:               "list <queue> <" + strings.Join(opsStates, "|") + ">",
+		Short:             "List a queue's tasks in one state, newest failures with their error",
+		Args:              exactArgs(2, "usage: cleantrack tasks list <queue> <"+strings.Join(opsStates, "|")+"> [--limit n]"),
+		ValidArgsFunction: completeArgs(queueNames, opsStates),
+		RunE: e.action(func(_ context.Context, args []string) error {
+			return runTasksList(e, args[0], args[1], limit, asJSON)
+		}),
+	}
+	c.Flags().IntVar(&limit, "limit", 20, "show at most this many tasks")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return c
+}
+
+func newTasksShowCmd(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:               "show <queue> <task-id>",
+		Short:             "One task: payload, state, retries and last error",
+		Args:              exactArgs(2, "usage: cleantrack tasks show <queue> <task-id>"),
+		ValidArgsFunction: completeArgs(queueNames),
+		RunE:              e.action(func(_ context.Context, args []string) error { return runTasksShow(e, args[0], args[1], asJSON) }),
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	return c
+}
+
+// newTasksRetryOrDeleteCmd builds "tasks retry" and "tasks delete": one task by id,
+// or every archived task of a queue.
+func newTasksRetryOrDeleteCmd(e *env, verb string) *cobra.Command {
+	var all, asJSON bool
+	short := "Run an archived, retry or scheduled task now; --all-archived for every archived task of the queue"
+	if verb == "delete" {
+		short = "Delete a task that is not running; --all-archived for every archived task of the queue"
+	}
+	c := &cobra.Command{
+		Use:   verb + " <queue> <task-id>|--all-archived",
+		Short: short,
+		Args: func(_ *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) != 1:
+				return usagef("usage: cleantrack tasks %s <queue> --all-archived (no task id with --all-archived)", verb)
+			case !all && len(args) != 2:
+				return usagef("usage: cleantrack tasks %s <queue> <task-id>, or <queue> --all-archived", verb)
+			}
+			return nil
+		},
+		ValidArgsFunction: completeArgs(queueNames),
+		RunE: e.action(func(_ context.Context, args []string) error {
+			if all {
+				return runTasksBulk(e, verb, args[0], asJSON)
+			}
+			if verb == "retry" {
+				return runTasksRetry(e, args[0], args[1], asJSON)
+			}
+			return runTasksDelete(e, args[0], args[1], asJSON)
+		}),
+	}
+	c.Flags().BoolVar(&all, "all-archived", false, "act on every archived task of the queue")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	return c
+}
+
+// queueNames are CleanTrack's queues, in priority order.
+var queueNames = []string{tasks.QueueCritical, tasks.QueueDefault, tasks.QueueLow}
 
 // opsStates are the task states "tasks list" accepts, in lifecycle order.
 var opsStates = []string{"pending", "active", "scheduled", "retry", "archived", "completed"}
-
-// opsBatch is how many tasks a bulk retry or delete handles between progress
-// reports.
-const opsBatch = 100
 
 // opsQueue is one line of "cleantrack queues".
 type opsQueue struct {
@@ -51,16 +145,7 @@ type opsQueue struct {
 	FailedToday    int     `json:"failed_today"`
 }
 
-func runQueues(_ context.Context, e *env, args []string) error {
-	fs := flags("queues", e)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q: did you mean \"cleantrack queues pause %s\" or \"cleantrack tasks list %s archived\"?", pos[0], pos[0], pos[0])
-	}
+func runQueues(e *env, asJSON bool) error {
 	insp, err := e.Inspector()
 	if err != nil {
 		return err
@@ -88,7 +173,7 @@ func runQueues(_ context.Context, e *env, args []string) error {
 			ProcessedToday: info.Processed, FailedToday: info.Failed,
 		})
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(e.stdout, rows)
 	}
 	tw := e.table("QUEUE", "STATE", "PENDING", "ACTIVE", "SCHEDULED", "RETRY", "ARCHIVED", "COMPLETED", "LATENCY", "PROCESSED TODAY", "FAILED TODAY")
@@ -104,30 +189,11 @@ func runQueues(_ context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
-func runQueuePause(ctx context.Context, e *env, args []string) error {
-	return setPaused(ctx, e, args, true)
-}
-
-func runQueueUnpause(ctx context.Context, e *env, args []string) error {
-	return setPaused(ctx, e, args, false)
-}
-
-func setPaused(_ context.Context, e *env, args []string, pause bool) error {
-	verb := map[bool]string{true: "pause", false: "unpause"}[pause]
-	fs := flags("queues "+verb, e)
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("usage: cleantrack queues %s <queue>", verb)
-	}
+func setPaused(e *env, q string, pause, asJSON bool) error {
 	insp, err := e.Inspector()
 	if err != nil {
 		return err
 	}
-	q := pos[0]
 	if err := checkQueue(insp, q); err != nil {
 		return err
 	}
@@ -152,7 +218,7 @@ func setPaused(_ context.Context, e *env, args []string, pause bool) error {
 		}
 		msg = fmt.Sprintf("unpaused queue %s: workers take its tasks again", q)
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(e.stdout, map[string]any{"queue": q, "paused": pause})
 	}
 	fmt.Fprintln(e.stdout, msg)
@@ -194,22 +260,11 @@ func newOpsTask(t *asynq.TaskInfo) opsTask {
 	return v
 }
 
-func runTasksList(_ context.Context, e *env, args []string) error {
-	fs := flags("tasks list", e)
-	limit := fs.Int("limit", 20, "show at most this many tasks")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		return usagef("usage: cleantrack tasks list <queue> <%s> [--limit n]", strings.Join(opsStates, "|"))
-	}
-	q, state := pos[0], pos[1]
+func runTasksList(e *env, q, state string, limit int, asJSON bool) error {
 	if !slices.Contains(opsStates, state) {
 		return usagef("unknown state %q: use one of %s", state, strings.Join(opsStates, ", "))
 	}
-	if *limit < 1 {
+	if limit < 1 {
 		return usagef("--limit must be at least 1")
 	}
 	insp, err := e.Inspector()
@@ -219,7 +274,7 @@ func runTasksList(_ context.Context, e *env, args []string) error {
 	if err := checkQueue(insp, q); err != nil {
 		return err
 	}
-	list, total, err := listTasksIn(insp, q, state, *limit)
+	list, total, err := listTasksIn(insp, q, state, limit)
 	if err != nil {
 		return err
 	}
@@ -227,7 +282,7 @@ func runTasksList(_ context.Context, e *env, args []string) error {
 	for _, t := range list {
 		views = append(views, newOpsTask(t))
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(e.stdout, views)
 	}
 	if len(views) == 0 {
@@ -263,17 +318,7 @@ func runTasksList(_ context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runTasksShow(_ context.Context, e *env, args []string) error {
-	fs := flags("tasks show", e)
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		return usagef("usage: cleantrack tasks show <queue> <task-id>")
-	}
-	q, id := pos[0], pos[1]
+func runTasksShow(e *env, q, id string, asJSON bool) error {
 	insp, err := e.Inspector()
 	if err != nil {
 		return err
@@ -283,7 +328,7 @@ func runTasksShow(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	v := newOpsTask(t)
-	if *asJSON {
+	if asJSON {
 		return printJSON(e.stdout, v)
 	}
 	tw := e.table("FIELD", "VALUE")
@@ -310,91 +355,78 @@ func runTasksShow(_ context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runTasksRetry(_ context.Context, e *env, args []string) error {
-	return bulkOrOne(e, args, "retry", func(insp *asynq.Inspector, q, id string) error {
-		t, err := findTask(insp, q, id)
-		if err != nil {
-			return err
-		}
-		switch t.State {
-		case asynq.TaskStatePending:
-			return fmt.Errorf("task %s in %s is already pending: a worker runs it when one is free (is the queue paused? see \"cleantrack queues\")", id, q)
-		case asynq.TaskStateActive:
-			return fmt.Errorf("task %s in %s is running right now; nothing to retry", id, q)
-		case asynq.TaskStateCompleted:
-			return fmt.Errorf("task %s in %s completed; enqueue new work instead of retrying it", id, q)
-		}
-		if err := insp.RunTask(q, id); err != nil {
-			return fmt.Errorf("retry task %s in %s: %w", id, q, taskHint(err, q, id))
-		}
-		return nil
-	}, func(insp *asynq.Inspector, q, id string) error { return insp.RunTask(q, id) })
-}
-
-func runTasksDelete(_ context.Context, e *env, args []string) error {
-	return bulkOrOne(e, args, "delete", func(insp *asynq.Inspector, q, id string) error {
-		t, err := findTask(insp, q, id)
-		if err != nil {
-			return err
-		}
-		if t.State == asynq.TaskStateActive {
-			return fmt.Errorf("task %s in %s is running and cannot be deleted; wait for it, or cancel it in the dashboard", id, q)
-		}
-		if err := insp.DeleteTask(q, id); err != nil {
-			return fmt.Errorf("delete task %s in %s: %w", id, q, taskHint(err, q, id))
-		}
-		return nil
-	}, func(insp *asynq.Inspector, q, id string) error { return insp.DeleteTask(q, id) })
-}
-
-// bulkOrOne runs "tasks retry" or "tasks delete": one task by id, or every
-// archived task of the queue with --all-archived, reporting progress on stderr.
-func bulkOrOne(e *env, args []string, verb string, one, each func(insp *asynq.Inspector, q, id string) error) error {
-	fs := flags("tasks "+verb, e)
-	all := fs.Bool("all-archived", false, "act on every archived task of the queue")
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	switch {
-	case *all && len(pos) != 1:
-		return usagef("usage: cleantrack tasks %s <queue> --all-archived (no task id with --all-archived)", verb)
-	case !*all && len(pos) != 2:
-		return usagef("usage: cleantrack tasks %s <queue> <task-id>, or <queue> --all-archived", verb)
-	}
-	q := pos[0]
+func runTasksRetry(e *env, q, id string, asJSON bool) error {
 	insp, err := e.Inspector()
 	if err != nil {
 		return err
 	}
-	past := map[string]string{"retry": "retried", "delete": "deleted"}[verb]
-	if !*all {
-		id := pos[1]
-		if err := one(insp, q, id); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(e.stdout, map[string]any{"queue": q, "id": id, past: 1})
-		}
-		if verb == "retry" {
-			fmt.Fprintf(e.stdout, "task %s in %s is pending again; a worker runs it next (follow it with \"cleantrack tasks show %s %s\")\n", id, q, q, id)
-		} else {
-			fmt.Fprintf(e.stdout, "deleted task %s from %s\n", id, q)
-		}
-		return nil
+	t, err := findTask(insp, q, id)
+	if err != nil {
+		return err
 	}
+	switch t.State {
+	case asynq.TaskStatePending:
+		return fmt.Errorf("task %s in %s is already pending: a worker runs it when one is free (is the queue paused? see \"cleantrack queues\")", id, q)
+	case asynq.TaskStateActive:
+		return fmt.Errorf("task %s in %s is running right now; nothing to retry", id, q)
+	case asynq.TaskStateCompleted:
+		return fmt.Errorf("task %s in %s completed; enqueue new work instead of retrying it", id, q)
+	}
+	if err := insp.RunTask(q, id); err != nil {
+		return fmt.Errorf("retry task %s in %s: %w", id, q, taskHint(err, q, id))
+	}
+	if asJSON {
+		return printJSON(e.stdout, map[string]any{"queue": q, "id": id, "retried": 1})
+	}
+	fmt.Fprintf(e.stdout, "task %s in %s is pending again; a worker runs it next (follow it with \"cleantrack tasks show %s %s\")\n", id, q, q, id)
+	return nil
+}
 
+func runTasksDelete(e *env, q, id string, asJSON bool) error {
+	insp, err := e.Inspector()
+	if err != nil {
+		return err
+	}
+	t, err := findTask(insp, q, id)
+	if err != nil {
+		return err
+	}
+	if t.State == asynq.TaskStateActive {
+		return fmt.Errorf("task %s in %s is running and cannot be deleted; wait for it, or cancel it in the dashboard", id, q)
+	}
+	if err := insp.DeleteTask(q, id); err != nil {
+		return fmt.Errorf("delete task %s in %s: %w", id, q, taskHint(err, q, id))
+	}
+	if asJSON {
+		return printJSON(e.stdout, map[string]any{"queue": q, "id": id, "deleted": 1})
+	}
+	fmt.Fprintf(e.stdout, "deleted task %s from %s\n", id, q)
+	return nil
+}
+
+// runTasksBulk retries or deletes every archived task of q with one call
+// to Redis, which moves them all at once.
+func runTasksBulk(e *env, verb, q string, asJSON bool) error {
+	insp, err := e.Inspector()
+	if err != nil {
+		return err
+	}
 	if err := checkQueue(insp, q); err != nil {
 		return err
 	}
-	n, err := eachArchived(insp, q, func(id string) error { return each(insp, q, id) }, func(done, total int) {
-		fmt.Fprintf(e.stderr, "%s %d/%d archived tasks in %s\n", past, done, total, q)
-	})
-	if err != nil {
-		return fmt.Errorf("%s archived tasks in %s after %d: %w", verb, q, n, redisHint(err))
+	bulk, past := insp.RunAllArchivedTasks, "retried"
+	if verb == "delete" {
+		bulk, past = insp.DeleteAllArchivedTasks, "deleted"
 	}
-	if *asJSON {
+	n, err := bulk(q)
+	if isQueueMissing(err) {
+		// A CleanTrack queue nothing was enqueued to yet holds no tasks.
+		n, err = 0, nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s archived tasks in %s: %w", verb, q, redisHint(err))
+	}
+	if asJSON {
 		return printJSON(e.stdout, map[string]any{"queue": q, past: n})
 	}
 	switch {
@@ -408,54 +440,10 @@ func bulkOrOne(e *env, args []string, verb string, one, each func(insp *asynq.In
 	return nil
 }
 
-// eachArchived calls fn for the archived tasks of q, a batch at a time, and
-// reports progress after each batch of a run longer than one batch. It stops
-// at the number archived when it started, so tasks archived meanwhile (or a
-// task fn leaves archived) cannot keep it going for ever. A task that
-// vanished in between (another operator, a worker) is skipped.
-func eachArchived(insp *asynq.Inspector, q string, fn func(id string) error, progress func(done, total int)) (int, error) {
-	info, err := insp.GetQueueInfo(q)
-	if err != nil {
-		if isQueueMissing(err) {
-			return 0, nil
-		}
-		return 0, err
-	}
-	total, done, seen := info.Archived, 0, map[string]bool{}
-	for done < total {
-		page, err := insp.ListArchivedTasks(q, asynq.PageSize(opsBatch), asynq.Page(1))
-		if err != nil && !isQueueMissing(err) {
-			return done, err
-		}
-		progressed := false
-		for _, t := range page {
-			if done >= total {
-				break
-			}
-			if seen[t.ID] {
-				continue
-			}
-			seen[t.ID] = true
-			if err := fn(t.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-				return done, err
-			}
-			done++
-			progressed = true
-		}
-		if total > opsBatch {
-			progress(done, total)
-		}
-		if !progressed {
-			break
-		}
-	}
-	return done, nil
-}
-
 // allQueues is CleanTrack's queues, in priority order, then any other queue
 // found in Redis.
 func allQueues(insp *asynq.Inspector) ([]string, error) {
-	names := []string{tasks.QueueCritical, tasks.QueueDefault, tasks.QueueLow}
+	names := slices.Clone(queueNames)
 	found, err := insp.Queues()
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", redisHint(err))

@@ -73,12 +73,7 @@ func (f *opsFixture) cli(t *testing.T, args ...string) (string, string, error) {
 
 func (f *opsFixture) state(t *testing.T, q, id string) string {
 	t.Helper()
-	info, err := f.inspector.GetTaskInfo(q, id)
-	if errors.Is(err, asynq.ErrTaskNotFound) {
-		return "gone"
-	}
-	require.NoError(t, err)
-	return info.State.String()
+	return stateOf(t, f.inspector, q, id)
 }
 
 func TestQueuesCommand(t *testing.T) {
@@ -274,9 +269,10 @@ func TestTasksRetryAndDelete(t *testing.T) {
 	})
 }
 
-// TestBulkRetryShowsProgress archives more tasks than one batch and retries,
-// then deletes, all of them.
-func TestBulkRetryShowsProgress(t *testing.T) {
+// TestBulkRetryAndDeleteArchived retries, then deletes, a few hundred
+// archived tasks with one Inspector call each, and leaves the queue's other
+// tasks alone.
+func TestBulkRetryAndDeleteArchived(t *testing.T) {
 	url := redistest.NewURL(t)
 	opt, err := queue.RedisOpt(url)
 	require.NoError(t, err)
@@ -292,27 +288,56 @@ func TestBulkRetryShowsProgress(t *testing.T) {
 	archived, err := insp.ArchiveAllPendingTasks("bulk")
 	require.NoError(t, err)
 	require.Equal(t, n, archived)
+	_, err = client.Enqueue(asynq.NewTask("email:send", []byte(`{}`)), asynq.Queue("bulk"), asynq.TaskID("later"), asynq.ProcessIn(time.Hour))
+	require.NoError(t, err)
 	env := map[string]string{"REDIS_URL": url}
 
 	out, stderr, err := cli(t, env, "tasks", "retry", "bulk", "--all-archived")
 	require.NoError(t, err)
-	assert.Equal(t, "retried 100/250 archived tasks in bulk\nretried 200/250 archived tasks in bulk\nretried 250/250 archived tasks in bulk\n", stderr)
 	assert.Equal(t, "retried 250 archived tasks in bulk; they are pending and workers run them next\n", out)
+	assert.Empty(t, stderr)
 	info, err := insp.GetQueueInfo("bulk")
 	require.NoError(t, err)
 	assert.Equal(t, n, info.Pending)
 	assert.Equal(t, 0, info.Archived)
+	assert.Equal(t, 1, info.Scheduled, "only archived tasks are retried")
+	assert.Equal(t, "pending", stateOf(t, insp, "bulk", "mail-249"))
 
 	_, err = insp.ArchiveAllPendingTasks("bulk")
 	require.NoError(t, err)
-	out, _, err = cli(t, env, "tasks", "delete", "bulk", "--all-archived", "--json")
+	// The flag may come first too.
+	out, _, err = cli(t, env, "tasks", "delete", "--all-archived", "--json", "bulk")
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"queue":"bulk","deleted":250}`, out)
 	info, err = insp.GetQueueInfo("bulk")
 	require.NoError(t, err)
-	assert.Equal(t, 0, info.Size)
+	assert.Equal(t, 1, info.Size, "only archived tasks are deleted")
+	assert.Equal(t, "scheduled", stateOf(t, insp, "bulk", "later"))
+	assert.Equal(t, "gone", stateOf(t, insp, "bulk", "mail-000"))
 
 	out, _, err = cli(t, env, "tasks", "delete", "bulk", "--all-archived")
 	require.NoError(t, err)
 	assert.Equal(t, "no archived tasks in bulk\n", out)
+	out, _, err = cli(t, env, "tasks", "retry", "bulk", "--all-archived", "--json")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"queue":"bulk","retried":0}`, out)
+
+	// A CleanTrack queue nothing was ever enqueued to holds nothing.
+	out, _, err = cli(t, env, "tasks", "retry", "critical", "--all-archived")
+	require.NoError(t, err)
+	assert.Equal(t, "no archived tasks in critical\n", out)
+	_, _, err = cli(t, env, "tasks", "retry", "nosuch", "--all-archived")
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, err.Error(), `unknown queue "nosuch"`)
+}
+
+func stateOf(t *testing.T, insp *asynq.Inspector, q, id string) string {
+	t.Helper()
+	info, err := insp.GetTaskInfo(q, id)
+	if errors.Is(err, asynq.ErrTaskNotFound) {
+		return "gone"
+	}
+	require.NoError(t, err)
+	return info.State.String()
 }

@@ -6,21 +6,24 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cleantrack/jobs/internal/scheduler"
 )
 
-func scheduleCommands() []command {
-	return []command{
-		{name: "schedule", args: "[--json]", summary: "list the scheduler's entries, their cron specs and next run times", run: runSchedule},
+func newScheduleCmd(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "schedule",
+		Short: "List the scheduler's entries, their cron specs and next run times",
+		Args:  noArgs,
+		RunE:  e.action(func(context.Context, []string) error { return runSchedule(e, asJSON) }),
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
 }
 
-func runSchedule(_ context.Context, e *env, args []string) error {
-	fs := flags("schedule", e)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
+func runSchedule(e *env, asJSON bool) error {
 	loc := e.cfg.SchedulerTimezone
 	now := time.Now().In(loc)
 	type row struct {
@@ -37,7 +40,7 @@ func runSchedule(_ context.Context, e *env, args []string) error {
 		}
 		rows = append(rows, row{en.Name, en.Env, en.Spec, next})
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
 
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/postgres"
@@ -19,58 +20,86 @@ import (
 	"github.com/cleantrack/jobs/tasks"
 )
 
-func stripeCommands() []command {
-	return []command{
-		{
-			name:    "stripe trigger",
-			args:    "<event-type> --account <slug> [--shape 2023|2025] [--url URL] [--price id] [--status s] [--expand]",
-			summary: "sign a realistic Stripe event for an account and POST it to the web process (customer.created, customer.subscription.*, invoice.payment_*)",
-			run:     runStripeTrigger,
-		},
-		{
-			name:    "stripe replay",
-			args:    "<evt_id>",
-			summary: "re-enqueue a recorded Stripe event (deleting its archived task first, clearing failed_at)",
-			run:     runStripeReplay,
-		},
-		{
-			name:    "stripe events",
-			args:    "[--failed] [--since 24h|7d|RFC3339] [--limit N] [--json]",
-			summary: "list recorded Stripe events, newest first: status, attempts, last error or note",
-			run:     runStripeEvents,
-		},
+func newStripeCmd(e *env) *cobra.Command {
+	return group("stripe", "Send signed test events, replay and list recorded events, check the Stripe account",
+		newStripeTriggerCmd(e), newStripeReplayCmd(e), newStripeEventsCmd(e), newStripeCheckCmd(e))
+}
+
+// stripeTriggerOptions are the flags of "stripe trigger".
+type stripeTriggerOptions struct {
+	account, shape, url, price, status string
+	expand                             bool
+}
+
+func newStripeTriggerCmd(e *env) *cobra.Command {
+	var o stripeTriggerOptions
+	c := &cobra.Command{
+		Use:   "trigger <event-type> --account <slug>",
+		Short: "Sign a realistic Stripe event for an account and POST it to the web process",
+		Long: "Sign a realistic Stripe event for an account and POST it to the web process.\n\n" +
+			"Event types: " + strings.Join(billing.EventTypes, ", ") + ".",
+		Args:              exactArgs(1, "stripe trigger takes one event type: "+strings.Join(billing.EventTypes, ", ")),
+		ValidArgsFunction: completeArgs(billing.EventTypes),
+		RunE:              e.action(func(ctx context.Context, args []string) error { return runStripeTrigger(ctx, e, args[0], o) }),
+	}
+	f := c.Flags()
+	f.StringVar(&o.account, "account", "", "slug of the account the event is about (required)")
+	f.StringVar(&o.shape, "shape", billing.Shape2025, "API shape: 2023 (2023-10-16) or 2025 (2025-03-31.basil)")
+	f.StringVar(&o.url, "url", "", "webhook URL (default http://127.0.0.1:$PORT/billing/webhooks/stripe/)")
+	f.StringVar(&o.price, "price", "", "price id of the subscription (default: the price of the account's plan)")
+	f.StringVar(&o.status, "status", "", "subscription status (default active; canceled for deleted)")
+	f.BoolVar(&o.expand, "expand", false, "send customer and subscription as expanded objects rather than ids")
+	completeFlag(c, "shape", billing.Shape2023, billing.Shape2025)
+	completeFlag(c, "status", billing.StatusActive, billing.StatusPastDue, billing.StatusUnpaid, billing.StatusIncomplete, billing.StatusCanceled)
+	return c
+}
+
+func newStripeReplayCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "replay <evt_id>",
+		Short: "Re-enqueue a recorded Stripe event (deleting its archived task first, clearing failed_at)",
+		Args:  exactArgs(1, "stripe replay takes one event id (evt_...); \"cleantrack stripe events --failed\" lists candidates"),
+		RunE:  e.action(func(ctx context.Context, args []string) error { return runStripeReplay(ctx, e, args[0]) }),
 	}
 }
 
-func runStripeTrigger(ctx context.Context, e *env, args []string) error {
-	fs := flags("stripe trigger", e)
-	slug := fs.String("account", "", "slug of the account the event is about (required)")
-	shape := fs.String("shape", billing.Shape2025, "API shape: 2023 (2023-10-16) or 2025 (2025-03-31.basil)")
-	target := fs.String("url", "", "webhook URL (default http://127.0.0.1:$PORT/billing/webhooks/stripe/)")
-	price := fs.String("price", "", "price id of the subscription (default: the price of the account's plan)")
-	status := fs.String("status", "", "subscription status (default active; canceled for deleted)")
-	expand := fs.Bool("expand", false, "send customer and subscription as expanded objects rather than ids")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+// stripeEventsOptions are the flags of "stripe events".
+type stripeEventsOptions struct {
+	failed, asJSON bool
+	since          string
+	limit          int
+}
+
+func newStripeEventsCmd(e *env) *cobra.Command {
+	var o stripeEventsOptions
+	c := &cobra.Command{
+		Use:   "events",
+		Short: "List recorded Stripe events, newest first: status, attempts, last error or note",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runStripeEvents(ctx, e, o) }),
 	}
-	if len(pos) != 1 {
-		return usagef("stripe trigger takes one event type: %s", strings.Join(billing.EventTypes, ", "))
-	}
-	eventType := pos[0]
+	f := c.Flags()
+	f.BoolVar(&o.failed, "failed", false, "only events that failed (archived) and wait for a replay")
+	f.StringVar(&o.since, "since", "", "only events received in the last duration (90m, 24h, 7d) or since an RFC 3339 time")
+	f.IntVar(&o.limit, "limit", 50, "at most this many events")
+	f.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
+	return c
+}
+
+func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTriggerOptions) error {
 	if !slices.Contains(billing.EventTypes, eventType) {
 		return usagef("event type %q is not one of %s", eventType, strings.Join(billing.EventTypes, ", "))
 	}
-	if *slug == "" {
+	if o.account == "" {
 		return usagef("--account is required (the demo account is demo-hospital)")
 	}
-	if *shape != billing.Shape2023 && *shape != billing.Shape2025 {
-		return usagef("--shape %q is not 2023 or 2025", *shape)
+	if o.shape != billing.Shape2023 && o.shape != billing.Shape2025 {
+		return usagef("--shape %q is not 2023 or 2025", o.shape)
 	}
 	if err := e.cfg.RequireWebhookSecret(); err != nil {
 		return err
 	}
-	url := *target
+	url := o.url
 	if url == "" {
 		url = fmt.Sprintf("http://127.0.0.1:%d/billing/webhooks/stripe/", e.cfg.Port)
 	}
@@ -79,23 +108,23 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	acct, err := s.AccountBySlug(ctx, *slug)
+	acct, err := s.AccountBySlug(ctx, o.account)
 	if errors.Is(err, postgres.ErrNotFound) {
-		return usagef("--account: no account has slug %q (cleantrack seed demo creates demo-hospital)", *slug)
+		return usagef("--account: no account has slug %q (cleantrack seed demo creates demo-hospital)", o.account)
 	}
 	if err != nil {
 		return err
 	}
 	opts := billing.EventOptions{
 		Type:           eventType,
-		Shape:          *shape,
-		Expand:         *expand,
+		Shape:          o.shape,
+		Expand:         o.expand,
 		CustomerID:     acct.StripeCustomerID,
 		AccountID:      acct.ID,
 		Name:           acct.Name,
 		SubscriptionID: acct.StripeSubscriptionID,
-		PriceID:        *price,
-		Status:         *status,
+		PriceID:        o.price,
+		Status:         o.status,
 	}
 	if opts.PriceID == "" {
 		if plan, err := s.PlanByCode(ctx, acct.Plan); err == nil {
@@ -139,15 +168,7 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runStripeReplay(ctx context.Context, e *env, args []string) error {
-	pos, err := parse(flags("stripe replay", e), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("stripe replay takes one event id (evt_...); \"cleantrack stripe events --failed\" lists candidates")
-	}
-	id := pos[0]
+func runStripeReplay(ctx context.Context, e *env, id string) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
@@ -234,25 +255,13 @@ type stripeEventView struct {
 	Note            string     `json:"note"`
 }
 
-func runStripeEvents(ctx context.Context, e *env, args []string) error {
-	fs := flags("stripe events", e)
-	failed := fs.Bool("failed", false, "only events that failed (archived) and wait for a replay")
-	since := fs.String("since", "", "only events received in the last duration (90m, 24h, 7d) or since an RFC 3339 time")
-	limit := fs.Int("limit", 50, "at most this many events")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("stripe events takes no arguments, only flags")
-	}
-	if *limit < 1 {
+func runStripeEvents(ctx context.Context, e *env, o stripeEventsOptions) error {
+	if o.limit < 1 {
 		return usagef("--limit must be at least 1")
 	}
-	filter := postgres.InboxFilter{FailedOnly: *failed, Limit: *limit}
-	if *since != "" {
-		t, err := parseSince(*since, time.Now())
+	filter := postgres.InboxFilter{FailedOnly: o.failed, Limit: o.limit}
+	if o.since != "" {
+		t, err := parseSince(o.since, time.Now())
 		if err != nil {
 			return err
 		}
@@ -266,7 +275,7 @@ func runStripeEvents(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.asJSON {
 		out := make([]stripeEventView, 0, len(rows))
 		for _, r := range rows {
 			out = append(out, stripeEventView{

@@ -7,15 +7,19 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/cleantrack/jobs/internal/billing"
 )
 
-func stripeCheckCommands() []command {
-	return []command{
-		{name: "stripe check", args: "", summary: "check STRIPE_SECRET_KEY against the Stripe API and that a webhook endpoint sends every event CleanTrack needs", run: runStripeCheck},
+func newStripeCheckCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Check STRIPE_SECRET_KEY against the Stripe API and that a webhook endpoint sends every event CleanTrack needs",
+		Args:  noArgs,
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runStripeCheck(ctx, e) }),
 	}
 }
 
@@ -23,10 +27,7 @@ func stripeCheckCommands() []command {
 // for the account's balance, to prove the key works, and lists its webhook
 // endpoints, saying which of them deliver all the supported event types to
 // /billing/webhooks/stripe/.
-func runStripeCheck(ctx context.Context, e *env, args []string) error {
-	if _, err := parse(flags("stripe check", e), args); err != nil {
-		return err
-	}
+func runStripeCheck(ctx context.Context, e *env) error {
 	if e.cfg.StripeSecretKey == "" {
 		return usagef("STRIPE_SECRET_KEY is not set: give the account's secret key (sk_test_... or sk_live_...)")
 	}
