@@ -12,6 +12,27 @@ import (
 // account state.
 const TypeStripeEvent = "stripe:event"
 
+// Stripe event types the worker applies. The web process records and enqueues
+// only these; others are acknowledged and dropped.
+const (
+	EventCustomerCreated         = "customer.created"
+	EventSubscriptionCreated     = "customer.subscription.created"
+	EventSubscriptionUpdated     = "customer.subscription.updated"
+	EventSubscriptionDeleted     = "customer.subscription.deleted"
+	EventInvoicePaymentSucceeded = "invoice.payment_succeeded"
+	EventInvoicePaymentFailed    = "invoice.payment_failed"
+)
+
+// StripeEventTypes lists every Stripe event type the worker applies.
+var StripeEventTypes = []string{
+	EventCustomerCreated,
+	EventSubscriptionCreated,
+	EventSubscriptionUpdated,
+	EventSubscriptionDeleted,
+	EventInvoicePaymentSucceeded,
+	EventInvoicePaymentFailed,
+}
+
 // StripeEventRetention keeps a processed event's TaskID taken for longer than
 // Stripe's 3-day retry window, so a late redelivery is not enqueued again.
 const StripeEventRetention = 4 * 24 * time.Hour

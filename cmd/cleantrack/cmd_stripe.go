@@ -55,11 +55,11 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("stripe trigger takes one event type: %s", strings.Join(billing.EventTypes, ", "))
+		return usagef("stripe trigger takes one event type: %s", strings.Join(tasks.StripeEventTypes, ", "))
 	}
 	eventType := pos[0]
-	if !slices.Contains(billing.EventTypes, eventType) {
-		return usagef("event type %q is not one of %s", eventType, strings.Join(billing.EventTypes, ", "))
+	if !slices.Contains(tasks.StripeEventTypes, eventType) {
+		return usagef("event type %q is not one of %s", eventType, strings.Join(tasks.StripeEventTypes, ", "))
 	}
 	if *slug == "" {
 		return usagef("--account is required (the demo account is demo-hospital)")
@@ -106,7 +106,7 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 		// The same id every time, so that a customer.created triggered
 		// afterwards links the customer the earlier events named.
 		opts.CustomerID = fmt.Sprintf("cus_cli_account_%d", acct.ID)
-		if eventType != billing.EventCustomerCreated {
+		if eventType != tasks.EventCustomerCreated {
 			fmt.Fprintf(e.stderr, "note: account %s has no Stripe customer, so the worker will retry this event until one is linked; "+
 				"run \"cleantrack stripe trigger customer.created --account %s\" first\n", acct.Slug, acct.Slug)
 		}

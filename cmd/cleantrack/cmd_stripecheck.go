@@ -10,7 +10,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
-	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/tasks"
 )
 
 func stripeCheckCommands() []command {
@@ -84,7 +84,7 @@ func runStripeCheck(ctx context.Context, e *env, args []string) error {
 }
 
 func supportedEvents() []string {
-	out := slices.Clone(billing.EventTypes)
+	out := slices.Clone(tasks.StripeEventTypes)
 	slices.Sort(out)
 	return out
 }

@@ -15,26 +15,6 @@ import (
 	"github.com/cleantrack/jobs/tasks"
 )
 
-// Stripe event types the worker applies. The web process accepts only these.
-const (
-	EventCustomerCreated         = "customer.created"
-	EventSubscriptionCreated     = "customer.subscription.created"
-	EventSubscriptionUpdated     = "customer.subscription.updated"
-	EventSubscriptionDeleted     = "customer.subscription.deleted"
-	EventInvoicePaymentSucceeded = "invoice.payment_succeeded"
-	EventInvoicePaymentFailed    = "invoice.payment_failed"
-)
-
-// EventTypes lists every supported event type.
-var EventTypes = []string{
-	EventCustomerCreated,
-	EventSubscriptionCreated,
-	EventSubscriptionUpdated,
-	EventSubscriptionDeleted,
-	EventInvoicePaymentSucceeded,
-	EventInvoicePaymentFailed,
-}
-
 // Stripe subscription statuses CleanTrack acts on.
 const (
 	StatusActive     = "active"
@@ -171,15 +151,15 @@ func (h *Handler) apply(ctx context.Context, row postgres.InboxEvent) error {
 		return h.renotify(ctx, ev)
 	}
 	switch ev.Type {
-	case EventCustomerCreated:
+	case tasks.EventCustomerCreated:
 		return h.customerCreated(ctx, ev)
-	case EventSubscriptionCreated, EventSubscriptionUpdated:
+	case tasks.EventSubscriptionCreated, tasks.EventSubscriptionUpdated:
 		return h.subscriptionChanged(ctx, ev)
-	case EventSubscriptionDeleted:
+	case tasks.EventSubscriptionDeleted:
 		return h.subscriptionDeleted(ctx, ev)
-	case EventInvoicePaymentSucceeded:
+	case tasks.EventInvoicePaymentSucceeded:
 		return h.paymentSucceeded(ctx, ev)
-	case EventInvoicePaymentFailed:
+	case tasks.EventInvoicePaymentFailed:
 		return h.paymentFailed(ctx, ev)
 	}
 	note := fmt.Sprintf("event type %s is not one CleanTrack applies; nothing changed", ev.Type)
@@ -272,7 +252,7 @@ func (h *Handler) subscriptionChanged(ctx context.Context, ev Event) error {
 		return err
 	}
 	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note)
-	if ev.Type == EventSubscriptionCreated {
+	if ev.Type == tasks.EventSubscriptionCreated {
 		return h.notifySubscriptionCreated(ctx, acct.ID, sub)
 	}
 	return nil
@@ -364,7 +344,7 @@ func (h *Handler) renotify(ctx context.Context, ev Event) error {
 		return nil
 	}
 	switch ev.Type {
-	case EventSubscriptionCreated:
+	case tasks.EventSubscriptionCreated:
 		sub, err := ev.DecodeSubscription()
 		if err != nil {
 			return err
@@ -377,7 +357,7 @@ func (h *Handler) renotify(ctx context.Context, ev Event) error {
 			return err
 		}
 		return h.notifySubscriptionCreated(ctx, acct.ID, sub)
-	case EventInvoicePaymentFailed:
+	case tasks.EventInvoicePaymentFailed:
 		in, err := ev.DecodeInvoice()
 		if err != nil {
 			return err
