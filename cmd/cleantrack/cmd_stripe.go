@@ -203,11 +203,11 @@ func runStripeReplay(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 
-	task, opts, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: ev.ID, Type: ev.Type})
 	if err != nil {
 		return err
 	}
-	_, dup, err := queue.Enqueue(ctx, client, task, opts...)
+	_, dup, err := queue.Enqueue(ctx, client, task)
 	if err != nil {
 		return redisHint(err)
 	}

@@ -205,9 +205,9 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 	ctx := context.Background()
 	eventID := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_ghost"})
 	// The worker gave up on it: archived in Redis, failed in the inbox.
-	task, opts, err := tasks.NewStripeEvent(eventID, tasks.EventSubscriptionUpdated)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: eventID, Type: tasks.EventSubscriptionUpdated})
 	require.NoError(t, err)
-	_, err = client.Enqueue(task, opts...)
+	_, err = client.Enqueue(task)
 	require.NoError(t, err)
 	require.NoError(t, insp.ArchiveTask(tasks.QueueCritical, eventID))
 	require.NoError(t, f.store.RecordStripeEventFailure(ctx, eventID, "no account has Stripe customer cus_ghost", true))

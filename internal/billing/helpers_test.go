@@ -161,7 +161,7 @@ func (f *fixture) recordRaw(t *testing.T, payload []byte) string {
 func (f *fixture) process(t *testing.T, eventID string) error {
 	t.Helper()
 	ev := f.event(t, eventID)
-	task, _, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: ev.ID, Type: ev.Type})
 	require.NoError(t, err)
 	return f.handler.ProcessStripeEvent(context.Background(), task)
 }

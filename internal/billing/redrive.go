@@ -67,11 +67,11 @@ func (h *Handler) Redrive(ctx context.Context) (RedriveResult, error) {
 			return res, err
 		}
 		for _, row := range page {
-			task, opts, err := tasks.NewStripeEvent(row.ID, row.Type)
+			task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: row.ID, Type: row.Type})
 			if err != nil {
 				return res, fmt.Errorf("redrive stripe event %s: %w", row.ID, err)
 			}
-			_, dup, err := queue.Enqueue(ctx, h.Enqueuer, task, opts...)
+			_, dup, err := queue.Enqueue(ctx, h.Enqueuer, task)
 			if err != nil {
 				return res, fmt.Errorf("redrive stripe event %s (%d enqueued before it): %w", row.ID, res.Enqueued, err)
 			}

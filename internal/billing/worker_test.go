@@ -59,9 +59,9 @@ func (f *fixture) startWorker(t *testing.T, opt asynq.RedisConnOpt) {
 // maxRetry retries.
 func enqueue(t *testing.T, c *asynq.Client, ev postgres.InboxEvent, maxRetry int) {
 	t.Helper()
-	task, opts, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: ev.ID, Type: ev.Type})
 	require.NoError(t, err)
-	_, err = c.Enqueue(task, append(opts, asynq.MaxRetry(maxRetry))...)
+	_, err = c.Enqueue(task, asynq.MaxRetry(maxRetry))
 	require.NoError(t, err)
 }
 
@@ -169,9 +169,9 @@ func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 	f.handler.RedriveMinAge = 0
 	f.handler.Tasks = insp
 	id := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
-	task, opts, err := tasks.NewStripeEvent(id, tasks.EventSubscriptionUpdated)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: id, Type: tasks.EventSubscriptionUpdated})
 	require.NoError(t, err)
-	_, err = client.Enqueue(task, opts...)
+	_, err = client.Enqueue(task)
 	require.NoError(t, err)
 	require.NoError(t, insp.ArchiveTask(tasks.QueueCritical, id))
 
@@ -211,9 +211,9 @@ func TestRedriveAfterRedisLoss(t *testing.T) {
 	// redistest's reservation of this database).
 	require.NoError(t, insp.DeleteTask(tasks.QueueCritical, eventID))
 
-	task, opts, err := tasks.NewInboxRedrive(time.Now())
+	task, err := tasks.NewInboxRedrive(tasks.InboxRedrivePayload{Slot: time.Now()})
 	require.NoError(t, err)
-	_, err = client.Enqueue(task, opts...)
+	_, err = client.Enqueue(task)
 	require.NoError(t, err)
 	f.startWorker(t, opt)
 

@@ -118,11 +118,11 @@ func (s *Service) recordPage(ctx context.Context, ids []int64, week postgres.Wee
 func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.WeekSpec) (FanOutResult, error) {
 	var r FanOutResult
 	p := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, rep postgres.PendingReport) error {
-		task, opts, err := tasks.NewWeeklySummaryAccount(rep.AccountID, rep.ISOWeek)
+		task, err := tasks.NewWeeklySummaryAccount(tasks.WeeklySummaryAccountPayload{AccountID: rep.AccountID, Week: rep.ISOWeek})
 		if err != nil {
 			return err
 		}
-		_, _, err = queue.Enqueue(ctx, s.enq, task, opts...)
+		_, _, err = queue.Enqueue(ctx, s.enq, task)
 		return err
 	})
 	var after int64

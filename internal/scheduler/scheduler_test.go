@@ -170,9 +170,9 @@ func TestMissedSlotCaughtUpOnce(t *testing.T) {
 func TestStartEnqueuesCurrentSlot(t *testing.T) {
 	client, insp := newQueue(t)
 	fired := make(chan time.Time, 10)
-	e := scheduler.Entry{Name: "probe", Env: "PROBE_CRON", Spec: "* * * * *", Task: func(slot time.Time) (*asynq.Task, []asynq.Option, error) {
+	e := scheduler.Entry{Name: "probe", Env: "PROBE_CRON", Spec: "* * * * *", Task: func(slot time.Time) (*asynq.Task, error) {
 		fired <- slot
-		return asynq.NewTask("probe", nil), []asynq.Option{asynq.TaskID(tasks.SlotTaskID("probe", slot))}, nil
+		return asynq.NewTask("probe", nil, asynq.TaskID(tasks.SlotTaskID("probe", slot))), nil
 	}}
 	s := &scheduler.Scheduler{Entries: []scheduler.Entry{e}, Queue: client, Log: slog.Default()}
 	require.NoError(t, s.Start(context.Background()))

@@ -149,10 +149,10 @@ func (s *Server) intake(r *http.Request) intakeResult {
 
 	// Enqueue even for a duplicate: the first delivery may have been recorded
 	// while Redis was down. The TaskID keeps a queued event from doubling.
-	task, opts, err := tasks.NewStripeEvent(event.ID, res.eventType)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: event.ID, Type: res.eventType})
 	if err == nil {
 		ectx, ecancel := context.WithTimeout(r.Context(), enqueueTimeout)
-		_, _, err = queue.Enqueue(ectx, s.Queue, task, opts...)
+		_, _, err = queue.Enqueue(ectx, s.Queue, task)
 		ecancel()
 	}
 	if err != nil {
