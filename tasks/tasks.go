@@ -53,14 +53,15 @@ var Types = map[string]Settings{
 	TypeWeeklySummaryAccount: weeklySummaryAccountSettings,
 }
 
-// Decode unmarshals a task payload into v, naming the task type on failure.
-// Handlers wrap the error with asynq.SkipRetry: a payload that does not decode
-// never will.
-func Decode(taskType string, payload []byte, v any) error {
-	if err := json.Unmarshal(payload, v); err != nil {
-		return fmt.Errorf("decode %s payload: %w", taskType, err)
+// Payload decodes t's JSON payload into a T. A payload that does not decode
+// never will, so the error names the task type and wraps asynq.SkipRetry:
+// a handler returns it as it is and Asynq archives the task at once.
+func Payload[T any](t *asynq.Task) (T, error) {
+	var p T
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return p, fmt.Errorf("decode %s payload: %w: %w", t.Type(), err, asynq.SkipRetry)
 	}
-	return nil
+	return p, nil
 }
 
 // SlotTaskID is the TaskID of a scheduled task for one cron slot:

@@ -159,6 +159,19 @@ func TestEmailSendDefaultsDataToEmptyObject(t *testing.T) {
 	assert.JSONEq(t, `{}`, string(p.Data))
 }
 
+func TestPayload(t *testing.T) {
+	task, err := tasks.NewWeeklySummaryAccount(tasks.WeeklySummaryAccountPayload{AccountID: 7, Week: "2026-W47"})
+	require.NoError(t, err)
+	p, err := tasks.Payload[tasks.WeeklySummaryAccountPayload](task)
+	require.NoError(t, err)
+	assert.Equal(t, tasks.WeeklySummaryAccountPayload{AccountID: 7, Week: "2026-W47"}, p)
+
+	_, err = tasks.Payload[tasks.WeeklySummaryAccountPayload](asynq.NewTask(tasks.TypeWeeklySummaryAccount, []byte(`{"account_id":`)))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, asynq.SkipRetry, "a payload that does not decode never will")
+	assert.Contains(t, err.Error(), "decode report:weekly_summary_account payload")
+}
+
 // tasks is the contract every process imports: it must stay free of the
 // rest of CleanTrack.
 func TestImportsOnlyAsynqAndTheStandardLibrary(t *testing.T) {

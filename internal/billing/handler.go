@@ -93,9 +93,9 @@ func (h *Handler) Register(mux *asynq.ServeMux) {
 // once for a malformed event (asynq.SkipRetry), the row gets failed_at as the
 // task is archived.
 func (h *Handler) ProcessStripeEvent(ctx context.Context, t *asynq.Task) error {
-	var p tasks.StripeEventPayload
-	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := tasks.Payload[tasks.StripeEventPayload](t)
+	if err != nil {
+		return err
 	}
 	if p.EventID == "" {
 		return fmt.Errorf("%s task names no event: %w", t.Type(), asynq.SkipRetry)

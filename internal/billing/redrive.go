@@ -30,9 +30,9 @@ type TaskLookup interface {
 // ProcessInboxRedrive is the stripe:inbox_redrive handler (one run per cron
 // slot, enqueued by the scheduler). See Redrive.
 func (h *Handler) ProcessInboxRedrive(ctx context.Context, t *asynq.Task) error {
-	var p tasks.InboxRedrivePayload
-	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := tasks.Payload[tasks.InboxRedrivePayload](t)
+	if err != nil {
+		return err
 	}
 	res, err := h.Redrive(ctx)
 	if err != nil {

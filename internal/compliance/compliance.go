@@ -8,7 +8,6 @@ package compliance
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -104,12 +103,4 @@ func userName(first, last, addr string) string {
 		return first + last
 	}
 	return addr
-}
-
-// decode reads a payload; one that does not decode never will.
-func decode(t *asynq.Task, v any) error {
-	if err := tasks.Decode(t.Type(), t.Payload(), v); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	}
-	return nil
 }

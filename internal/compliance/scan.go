@@ -28,8 +28,8 @@ type ScanResult struct {
 // the active-alert uniqueness makes a second scan open nothing, and each
 // email's key (overdue/<alert>/<user>) makes it go out once.
 func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
-	var p tasks.OverdueScanPayload
-	if err := decode(t, &p); err != nil {
+	p, err := tasks.Payload[tasks.OverdueScanPayload](t)
+	if err != nil {
 		return err
 	}
 	start := time.Now()

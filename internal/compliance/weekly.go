@@ -48,8 +48,8 @@ func ISOWeek(t time.Time) string {
 // report is not sent yet. Task ids (account and week) and the recorded rows
 // make a repeated fan-out harmless.
 func (s *Service) HandleWeeklySummary(ctx context.Context, t *asynq.Task) error {
-	var p tasks.WeeklySummaryPayload
-	if err := decode(t, &p); err != nil {
+	p, err := tasks.Payload[tasks.WeeklySummaryPayload](t)
+	if err != nil {
 		return err
 	}
 	week := postgres.WeekSpec{Ref: p.Slot}
@@ -161,8 +161,8 @@ func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.W
 // before that re-enqueues the same emails under the same keys
 // (weekly/<account>/<week>/<user>), which send once.
 func (s *Service) HandleWeeklySummaryAccount(ctx context.Context, t *asynq.Task) error {
-	var p tasks.WeeklySummaryAccountPayload
-	if err := decode(t, &p); err != nil {
+	p, err := tasks.Payload[tasks.WeeklySummaryAccountPayload](t)
+	if err != nil {
 		return err
 	}
 	n, err := s.SendWeeklyReport(ctx, p.AccountID, p.Week)

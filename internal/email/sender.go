@@ -130,11 +130,11 @@ type Result struct {
 // limit retries later without counting a failure; anything else retries with
 // backoff. On the last retry the delivery row is marked failed.
 func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var p tasks.EmailSendPayload
-	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := tasks.Payload[tasks.EmailSendPayload](t)
+	if err != nil {
+		return err
 	}
-	_, err := s.Deliver(ctx, p, lastAttempt(ctx))
+	_, err = s.Deliver(ctx, p, lastAttempt(ctx))
 	return err
 }
 
