@@ -27,11 +27,11 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 	}
 	mux.Handle(tasks.TypeEmailSend, sender)
 	billingNotifier := email.NewNotifier(store, email.NewService(client), cfg.SiteURL)
-	bh := billing.NewHandler(store, billingNotifier, client, log.With(slog.String("domain", "billing")))
-	bh.RedriveMinAge = cfg.InboxRedriveMinAge
-	// Lives as long as the process, like the rate limiter's client.
-	bh.Tasks = asynq.NewInspector(redisOpt)
-	bh.Register(mux)
+	billing.New(store, billingNotifier, client, log.With(slog.String("domain", "billing")), billing.Options{
+		RedriveMinAge: cfg.InboxRedriveMinAge,
+		// Lives as long as the process, like the rate limiter's client.
+		Tasks: asynq.NewInspector(redisOpt),
+	}).Register(mux)
 	compliance.New(store, email.NewService(client), client, log.With(slog.String("domain", "compliance")),
 		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
 	return nil

@@ -427,7 +427,8 @@ func TestNotifierFailureRetriesAndNotifiesAgain(t *testing.T) {
 
 func TestNilNotifier(t *testing.T) {
 	f := newFixture(t)
-	f.handler.Notifier = nil
+	f.notify = nil
+	f.rebuild()
 	id := f.createAccount(t, "acme", "cus_acme")
 	eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_acme"})
 

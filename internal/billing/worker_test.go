@@ -32,7 +32,8 @@ func (f *fixture) withQueue(t *testing.T) (asynq.RedisConnOpt, *asynq.Client, *a
 	t.Cleanup(func() { client.Close() })
 	insp := asynq.NewInspector(opt)
 	t.Cleanup(func() { insp.Close() })
-	f.handler.Enqueuer = client
+	f.enq = client
+	f.rebuild()
 	return opt, client, insp
 }
 
@@ -128,8 +129,9 @@ func TestWorkerAppliesQueuedEvent(t *testing.T) {
 func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 	f := newFixture(t)
 	_, _, insp := f.withQueue(t)
-	f.handler.RedriveMinAge = 0
-	f.handler.RedrivePageSize = 2 // three pending rows take two pages
+	f.opts.RedriveMinAge = 0
+	f.opts.RedrivePageSize = 2 // three pending rows take two pages
+	f.rebuild()
 	f.createAccount(t, "acme", "cus_acme")
 	var pending []string
 	for range 3 {
@@ -166,8 +168,9 @@ func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 	f := newFixture(t)
 	_, client, insp := f.withQueue(t)
-	f.handler.RedriveMinAge = 0
-	f.handler.Tasks = insp
+	f.opts.RedriveMinAge = 0
+	f.opts.Tasks = insp
+	f.rebuild()
 	id := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
 	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: id, Type: tasks.EventSubscriptionUpdated})
 	require.NoError(t, err)
@@ -203,7 +206,8 @@ func TestRedriveWaitsForMinAge(t *testing.T) {
 func TestRedriveAfterRedisLoss(t *testing.T) {
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
-	f.handler.RedriveMinAge = 0
+	f.opts.RedriveMinAge = 0
+	f.rebuild()
 	id := f.createAccount(t, "acme", "cus_acme")
 	eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, CustomerID: "cus_acme"})
 	enqueue(t, client, f.event(t, eventID), 3)
