@@ -67,9 +67,9 @@ func (w *world) startWorker(resendURL string) {
 	require.NoError(w.t, err)
 	rdb := queue.RedisClient(opt)
 	w.t.Cleanup(func() { rdb.Close() })
-	sender, err := email.NewSender(email.SenderConfig{
+	sender, err := email.New(w.store, rdb, discardLog(), email.Options{
 		APIKey: "re_test", BaseURL: resendURL + "/", From: "CleanTrack <alerts@example.com>", RatePerSecond: 100,
-	}, w.store, rdb, discardLog())
+	})
 	require.NoError(w.t, err)
 
 	mux := asynq.NewServeMux()
