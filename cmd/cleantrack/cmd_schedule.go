@@ -30,7 +30,12 @@ func runSchedule(_ context.Context, e *env, args []string) error {
 		NextRun time.Time `json:"next_run"`
 	}
 	var rows []row
-	for _, en := range scheduler.Entries(e.cfg) {
+	specs := scheduler.Specs{
+		InboxRedrive:  e.cfg.InboxRedriveCron,
+		OverdueScan:   e.cfg.OverdueScanCron,
+		WeeklySummary: e.cfg.WeeklySummaryCron,
+	}
+	for _, en := range scheduler.Entries(specs) {
 		next, err := scheduler.NextRun(en, now)
 		if err != nil {
 			return err

@@ -14,7 +14,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/robfig/cron/v3"
 
-	"github.com/cleantrack/jobs/internal/config"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
@@ -39,16 +38,26 @@ type Entry struct {
 	schedule cron.Schedule
 }
 
-// Entries lists CleanTrack's periodic jobs with their specs from cfg.
-func Entries(cfg config.Config) []Entry {
+// Specs are the cron specs of CleanTrack's periodic jobs, in the standard
+// five-field form ("*/15 * * * *"). Each comes from the variable named in
+// its comment.
+type Specs struct {
+	InboxRedrive  string // INBOX_REDRIVE_CRON
+	OverdueScan   string // OVERDUE_SCAN_CRON
+	WeeklySummary string // WEEKLY_SUMMARY_CRON
+}
+
+// Entries lists CleanTrack's periodic jobs with their specs. Parse (or
+// Start) validates the specs.
+func Entries(specs Specs) []Entry {
 	return []Entry{
-		{Name: "inbox-redrive", Env: "INBOX_REDRIVE_CRON", Spec: cfg.InboxRedriveCron, Task: func(slot time.Time) (*asynq.Task, error) {
+		{Name: "inbox-redrive", Env: "INBOX_REDRIVE_CRON", Spec: specs.InboxRedrive, Task: func(slot time.Time) (*asynq.Task, error) {
 			return tasks.NewInboxRedrive(tasks.InboxRedrivePayload{Slot: slot})
 		}},
-		{Name: "overdue-scan", Env: "OVERDUE_SCAN_CRON", Spec: cfg.OverdueScanCron, Task: func(slot time.Time) (*asynq.Task, error) {
+		{Name: "overdue-scan", Env: "OVERDUE_SCAN_CRON", Spec: specs.OverdueScan, Task: func(slot time.Time) (*asynq.Task, error) {
 			return tasks.NewOverdueScan(tasks.OverdueScanPayload{Slot: slot})
 		}},
-		{Name: "weekly-summary", Env: "WEEKLY_SUMMARY_CRON", Spec: cfg.WeeklySummaryCron, Task: func(slot time.Time) (*asynq.Task, error) {
+		{Name: "weekly-summary", Env: "WEEKLY_SUMMARY_CRON", Spec: specs.WeeklySummary, Task: func(slot time.Time) (*asynq.Task, error) {
 			return tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Slot: slot})
 		}},
 	}
