@@ -93,14 +93,3 @@ func (s *Service) Register(mux *asynq.ServeMux) {
 }
 
 func (s *Service) now() time.Time { return s.opt.Now().UTC().Truncate(time.Microsecond) }
-
-// userName is how an email greets a user: the full name, else the address.
-func userName(first, last, addr string) string {
-	switch {
-	case first != "" && last != "":
-		return first + " " + last
-	case first != "" || last != "":
-		return first + last
-	}
-	return addr
-}

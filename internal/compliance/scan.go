@@ -160,7 +160,7 @@ func (s *Service) enqueueOverdue(ctx context.Context, job emailJob, now time.Tim
 // overdueData is the overdue-alert email's full context.
 func (s *Service) overdueData(n postgres.AlertNotice, now time.Time) email.OverdueAlertData {
 	d := email.OverdueAlertData{
-		UserName:          userName(n.FirstName, n.LastName, n.Email),
+		UserName:          email.DisplayName(n.FirstName, n.LastName),
 		AccountName:       n.AccountName,
 		EquipmentName:     n.EquipmentName,
 		SerialNumber:      n.SerialNumber,

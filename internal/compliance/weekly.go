@@ -227,7 +227,7 @@ func (s *Service) SendWeeklyReport(ctx context.Context, accountID int64, week st
 func (s *Service) weeklyData(acc postgres.ReportAccount, rep postgres.WeeklyReport, u postgres.Recipient) email.WeeklySummaryData {
 	f := rep.Figures
 	d := email.WeeklySummaryData{
-		UserName:           userName(u.FirstName, u.LastName, u.Email),
+		UserName:           email.DisplayName(u.FirstName, u.LastName),
 		AccountName:        acc.Name,
 		StartDate:          rep.PeriodStart,
 		EndDate:            rep.PeriodEnd,
