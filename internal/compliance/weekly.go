@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
@@ -117,14 +118,17 @@ func (s *Service) recordPage(ctx context.Context, ids []int64, week postgres.Wee
 // of onlyAccount), a page at a time, and enqueues the per-account tasks.
 func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.WeekSpec) (FanOutResult, error) {
 	var r FanOutResult
-	p := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, rep postgres.PendingReport) error {
+	// EnqueueWorkers enqueues at once; the first failure stops the fan-out.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opt.EnqueueWorkers)
+	enqueue := func(rep postgres.PendingReport) error {
 		task, err := tasks.NewWeeklySummaryAccount(tasks.WeeklySummaryAccountPayload{AccountID: rep.AccountID, Week: rep.ISOWeek})
 		if err != nil {
 			return err
 		}
-		_, _, err = queue.Enqueue(ctx, s.enq, task)
+		_, _, err = queue.Enqueue(gctx, s.enq, task)
 		return err
-	})
+	}
 	var after int64
 	var pageErr error
 	for pageErr == nil {
@@ -142,13 +146,14 @@ func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.W
 				r.AlreadySent++
 				continue
 			}
-			if pageErr = p.submit(rep); pageErr != nil {
+			if pageErr = gctx.Err(); pageErr != nil {
 				break
 			}
+			g.Go(func() error { return enqueue(rep) })
 			r.Enqueued++
 		}
 	}
-	if err := p.wait(); err != nil {
+	if err := g.Wait(); err != nil {
 		return r, err
 	}
 	return r, pageErr
