@@ -31,11 +31,3 @@ func NewInboxRedrive(p InboxRedrivePayload) (*asynq.Task, error) {
 	p.Slot = p.Slot.UTC().Truncate(time.Second)
 	return newTask(TypeInboxRedrive, p, inboxRedriveSettings, slotID(TypeInboxRedrive, p.Slot)...)
 }
-
-// slotID is the TaskID option of a scheduled task's slot, none for a zero slot.
-func slotID(taskType string, slot time.Time) []asynq.Option {
-	if slot.IsZero() {
-		return nil
-	}
-	return []asynq.Option{asynq.TaskID(SlotTaskID(taskType, slot))}
-}

@@ -70,6 +70,14 @@ func SlotTaskID(taskType string, slot time.Time) string {
 	return taskType + ":" + slot.UTC().Format(time.RFC3339)
 }
 
+// slotID is the TaskID option of a scheduled task's slot, none for a zero slot.
+func slotID(taskType string, slot time.Time) []asynq.Option {
+	if slot.IsZero() {
+		return nil
+	}
+	return []asynq.Option{asynq.TaskID(SlotTaskID(taskType, slot))}
+}
+
 // newTask marshals p and builds a task of type typ with s's options and more.
 func newTask(typ string, p any, s Settings, more ...asynq.Option) (*asynq.Task, error) {
 	b, err := json.Marshal(p)
