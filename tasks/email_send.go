@@ -31,38 +31,31 @@ type EmailSendPayload struct {
 // Email send task settings. Retries stay well inside the 24 hours Resend keeps
 // an idempotency key: 12 retries of capped exponential backoff take about
 // five hours. Rate-limited attempts do not count against them.
-const (
-	emailSendMaxRetry  = 12
-	emailSendTimeout   = 2 * time.Minute
-	emailSendRetention = 24 * time.Hour
-)
+var emailSendSettings = Settings{
+	Queue:     QueueDefault,
+	MaxRetry:  12,
+	Timeout:   2 * time.Minute,
+	Retention: 24 * time.Hour,
+}
 
 // NewEmailSend builds the email:send task on queue default with TaskID = the
 // payload's key, so a second request for the same logical email while the
 // first is queued, retrying, archived or done within a day is a duplicate.
-func NewEmailSend(p EmailSendPayload) (*asynq.Task, []asynq.Option, error) {
+// Key (at most MaxEmailKeyLen bytes), Template and To are required; empty
+// Data becomes {}.
+func NewEmailSend(p EmailSendPayload) (*asynq.Task, error) {
 	switch {
 	case p.Key == "":
-		return nil, nil, errors.New("email send task: idempotency key is required")
+		return nil, errors.New("email send task: idempotency key is required")
 	case len(p.Key) > MaxEmailKeyLen:
-		return nil, nil, fmt.Errorf("email send task: idempotency key is %d bytes, longer than %d", len(p.Key), MaxEmailKeyLen)
+		return nil, fmt.Errorf("email send task: idempotency key is %d bytes, longer than %d", len(p.Key), MaxEmailKeyLen)
 	case p.Template == "":
-		return nil, nil, errors.New("email send task: template is required")
+		return nil, errors.New("email send task: template is required")
 	case p.To == "":
-		return nil, nil, errors.New("email send task: recipient is required")
+		return nil, errors.New("email send task: recipient is required")
 	}
 	if len(p.Data) == 0 {
 		p.Data = json.RawMessage("{}")
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, nil, fmt.Errorf("email send task: %w", err)
-	}
-	return asynq.NewTask(TypeEmailSend, b), []asynq.Option{
-		asynq.Queue(QueueDefault),
-		asynq.TaskID(p.Key),
-		asynq.MaxRetry(emailSendMaxRetry),
-		asynq.Timeout(emailSendTimeout),
-		asynq.Retention(emailSendRetention),
-	}, nil
+	return newTask(TypeEmailSend, p, emailSendSettings, asynq.TaskID(p.Key))
 }

@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -12,30 +11,23 @@ import (
 // restarted Redis lose nothing.
 const TypeInboxRedrive = "stripe:inbox_redrive"
 
+var inboxRedriveSettings = Settings{
+	Queue:     QueueCritical,
+	MaxRetry:  2,
+	Timeout:   2 * time.Minute,
+	Retention: time.Hour,
+}
+
 // InboxRedrivePayload carries the cron slot the sweep was scheduled for.
 type InboxRedrivePayload struct {
 	Slot time.Time `json:"slot"`
 }
 
-// NewInboxRedrive builds the sweep task for one cron slot. Its TaskID names the
-// slot, so several schedulers firing the same minute enqueue it once.
-func NewInboxRedrive(slot time.Time) (*asynq.Task, []asynq.Option, error) {
-	slot = slot.UTC().Truncate(time.Second)
-	b, err := json.Marshal(InboxRedrivePayload{Slot: slot})
-	if err != nil {
-		return nil, nil, err
-	}
-	return asynq.NewTask(TypeInboxRedrive, b), []asynq.Option{
-		asynq.Queue(QueueCritical),
-		asynq.TaskID(SlotTaskID(TypeInboxRedrive, slot)),
-		asynq.Retention(time.Hour),
-		asynq.MaxRetry(2),
-		asynq.Timeout(2 * time.Minute),
-	}, nil
-}
-
-// SlotTaskID is the TaskID of a scheduled task for one cron slot:
-// "<type>:<slot in RFC 3339, UTC>".
-func SlotTaskID(taskType string, slot time.Time) string {
-	return taskType + ":" + slot.UTC().Format(time.RFC3339)
+// NewInboxRedrive builds the sweep task on queue critical. With a non-zero
+// slot (the scheduler's cron time, kept to the second) its TaskID names the
+// slot, so several schedulers firing the same minute enqueue it once; without
+// one (a manual run) it gets a fresh id.
+func NewInboxRedrive(p InboxRedrivePayload) (*asynq.Task, error) {
+	p.Slot = p.Slot.UTC().Truncate(time.Second)
+	return newTask(TypeInboxRedrive, p, inboxRedriveSettings, slotID(TypeInboxRedrive, p.Slot)...)
 }

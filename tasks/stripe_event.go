@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -12,6 +11,27 @@ import (
 // account state.
 const TypeStripeEvent = "stripe:event"
 
+// Stripe event types the worker applies. The web process records and enqueues
+// only these; others are acknowledged and dropped.
+const (
+	EventCustomerCreated         = "customer.created"
+	EventSubscriptionCreated     = "customer.subscription.created"
+	EventSubscriptionUpdated     = "customer.subscription.updated"
+	EventSubscriptionDeleted     = "customer.subscription.deleted"
+	EventInvoicePaymentSucceeded = "invoice.payment_succeeded"
+	EventInvoicePaymentFailed    = "invoice.payment_failed"
+)
+
+// StripeEventTypes lists every Stripe event type the worker applies.
+var StripeEventTypes = []string{
+	EventCustomerCreated,
+	EventSubscriptionCreated,
+	EventSubscriptionUpdated,
+	EventSubscriptionDeleted,
+	EventInvoicePaymentSucceeded,
+	EventInvoicePaymentFailed,
+}
+
 // StripeEventRetention keeps a processed event's TaskID taken for longer than
 // Stripe's 3-day retry window, so a late redelivery is not enqueued again.
 const StripeEventRetention = 4 * 24 * time.Hour
@@ -20,6 +40,13 @@ const StripeEventRetention = 4 * 24 * time.Hour
 // internal/queue that spans many hours before the task is archived.
 const StripeEventMaxRetry = 12
 
+var stripeEventSettings = Settings{
+	Queue:     QueueCritical,
+	MaxRetry:  StripeEventMaxRetry,
+	Timeout:   time.Minute,
+	Retention: StripeEventRetention,
+}
+
 // StripeEventPayload names the inbox row to apply. The event body itself stays
 // in PostgreSQL, the system of record.
 type StripeEventPayload struct {
@@ -27,22 +54,12 @@ type StripeEventPayload struct {
 	Type    string `json:"type"`
 }
 
-// NewStripeEvent builds the stripe:event task for an inbox row. Its TaskID is
-// the event id, so however often Stripe delivers the event, it is queued once.
-func NewStripeEvent(eventID, eventType string) (*asynq.Task, []asynq.Option, error) {
-	if eventID == "" {
-		return nil, nil, errors.New("stripe event task: empty event id")
+// NewStripeEvent builds the stripe:event task for an inbox row on queue
+// critical. Its TaskID is the event id, so however often Stripe delivers the
+// event, it is queued once. An empty event id is an error.
+func NewStripeEvent(p StripeEventPayload) (*asynq.Task, error) {
+	if p.EventID == "" {
+		return nil, errors.New("stripe event task: empty event id")
 	}
-	b, err := json.Marshal(StripeEventPayload{EventID: eventID, Type: eventType})
-	if err != nil {
-		return nil, nil, err
-	}
-	opts := []asynq.Option{
-		asynq.Queue(QueueCritical),
-		asynq.TaskID(eventID),
-		asynq.Retention(StripeEventRetention),
-		asynq.MaxRetry(StripeEventMaxRetry),
-		asynq.Timeout(time.Minute),
-	}
-	return asynq.NewTask(TypeStripeEvent, b), opts, nil
+	return newTask(TypeStripeEvent, p, stripeEventSettings, asynq.TaskID(p.EventID))
 }

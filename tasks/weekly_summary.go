@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,6 +16,21 @@ const TypeWeeklySummary = "report:weekly_summary"
 // compliance summary.
 const TypeWeeklySummaryAccount = "report:weekly_summary_account"
 
+var (
+	weeklySummarySettings = Settings{
+		Queue:     QueueLow,
+		MaxRetry:  5,
+		Timeout:   30 * time.Minute,
+		Retention: 8 * 24 * time.Hour,
+	}
+	weeklySummaryAccountSettings = Settings{
+		Queue:     QueueLow,
+		MaxRetry:  8,
+		Timeout:   5 * time.Minute,
+		Retention: 8 * 24 * time.Hour,
+	}
+)
+
 // WeeklySummaryPayload: Week ("2026-W47") is the ISO week to report; empty
 // means the week before the one containing Slot (or now), in each account's
 // time zone. AccountID limits the fan-out to one account.
@@ -26,24 +40,11 @@ type WeeklySummaryPayload struct {
 	Slot      time.Time `json:"slot,omitempty"`
 }
 
-// NewWeeklySummary builds the fan-out task; a non-zero slot makes its TaskID
-// name the slot.
-func NewWeeklySummary(p WeeklySummaryPayload) (*asynq.Task, []asynq.Option, error) {
+// NewWeeklySummary builds the fan-out task on queue low; a non-zero slot
+// makes its TaskID name the slot, and without one it gets a fresh id.
+func NewWeeklySummary(p WeeklySummaryPayload) (*asynq.Task, error) {
 	p.Slot = p.Slot.UTC()
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, nil, err
-	}
-	opts := []asynq.Option{
-		asynq.Queue(QueueLow),
-		asynq.MaxRetry(5),
-		asynq.Timeout(30 * time.Minute),
-		asynq.Retention(8 * 24 * time.Hour),
-	}
-	if !p.Slot.IsZero() {
-		opts = append(opts, asynq.TaskID(SlotTaskID(TypeWeeklySummary, p.Slot)))
-	}
-	return asynq.NewTask(TypeWeeklySummary, b), opts, nil
+	return newTask(TypeWeeklySummary, p, weeklySummarySettings, slotID(TypeWeeklySummary, p.Slot)...)
 }
 
 // WeeklySummaryAccountPayload names the account and ISO week to report.
@@ -52,23 +53,15 @@ type WeeklySummaryAccountPayload struct {
 	Week      string `json:"week"`
 }
 
-// NewWeeklySummaryAccount builds one account's report task. Its TaskID is
-// "report:weekly_summary_account:<account>:<week>", so a week is reported once
-// per account however often the fan-out runs; the weekly_reports row keeps
-// that true beyond the retention.
-func NewWeeklySummaryAccount(accountID int64, week string) (*asynq.Task, []asynq.Option, error) {
-	if accountID == 0 || week == "" {
-		return nil, nil, errors.New("weekly summary task: account and week are required")
+// NewWeeklySummaryAccount builds one account's report task on queue low. Its
+// TaskID is "report:weekly_summary_account:<account>:<week>", so a week is
+// reported once per account however often the fan-out runs; the
+// weekly_reports row keeps that true beyond the retention. Both fields are
+// required.
+func NewWeeklySummaryAccount(p WeeklySummaryAccountPayload) (*asynq.Task, error) {
+	if p.AccountID == 0 || p.Week == "" {
+		return nil, errors.New("weekly summary task: account and week are required")
 	}
-	b, err := json.Marshal(WeeklySummaryAccountPayload{AccountID: accountID, Week: week})
-	if err != nil {
-		return nil, nil, err
-	}
-	return asynq.NewTask(TypeWeeklySummaryAccount, b), []asynq.Option{
-		asynq.Queue(QueueLow),
-		asynq.TaskID(fmt.Sprintf("%s:%d:%s", TypeWeeklySummaryAccount, accountID, week)),
-		asynq.MaxRetry(8),
-		asynq.Timeout(5 * time.Minute),
-		asynq.Retention(8 * 24 * time.Hour),
-	}, nil
+	id := fmt.Sprintf("%s:%d:%s", TypeWeeklySummaryAccount, p.AccountID, p.Week)
+	return newTask(TypeWeeklySummaryAccount, p, weeklySummaryAccountSettings, asynq.TaskID(id))
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/email"
+	"github.com/cleantrack/jobs/tasks"
 )
 
 // brokenEnv is a configuration that fails to load and points at servers
@@ -210,7 +210,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"email", "preview", ""}, email.Templates()},
 		{[]string{"email", "send-test", "--template", ""}, email.Templates()},
 		{[]string{"email", "deliveries", "--status", ""}, []string{"queued", "sent", "failed", "suppressed", "outbox"}},
-		{[]string{"stripe", "trigger", ""}, billing.EventTypes},
+		{[]string{"stripe", "trigger", ""}, tasks.StripeEventTypes},
 		{[]string{"stripe", "trigger", "customer.created", "--shape", ""}, []string{"2023", "2025"}},
 		{[]string{"stripe", "trigger", "customer.created", "--status", ""}, []string{"active", "past_due", "unpaid", "incomplete", "canceled"}},
 		{[]string{"stripe", ""}, []string{"check", "events", "replay", "trigger"}},

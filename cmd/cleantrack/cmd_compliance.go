@@ -104,12 +104,12 @@ func runEnqueueOverdueScan(ctx context.Context, e *env, slug string) error {
 	if err != nil {
 		return err
 	}
-	task, opts, err := tasks.NewOverdueScan(id, time.Time{})
+	task, err := tasks.NewOverdueScan(tasks.OverdueScanPayload{AccountID: id})
 	if err != nil {
 		return err
 	}
 	return enqueueAndSay(ctx, e, task.Type(), func(c queue.Enqueuer) (string, bool, error) {
-		info, dup, err := queue.Enqueue(ctx, c, task, opts...)
+		info, dup, err := queue.Enqueue(ctx, c, task)
 		if err != nil || dup {
 			return "", dup, err
 		}
@@ -127,12 +127,12 @@ func runEnqueueWeeklySummary(ctx context.Context, e *env, slug, week string) err
 	if err != nil {
 		return err
 	}
-	task, opts, err := tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: week, AccountID: id})
+	task, err := tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: week, AccountID: id})
 	if err != nil {
 		return err
 	}
 	return enqueueAndSay(ctx, e, task.Type(), func(c queue.Enqueuer) (string, bool, error) {
-		info, dup, err := queue.Enqueue(ctx, c, task, opts...)
+		info, dup, err := queue.Enqueue(ctx, c, task)
 		if err != nil || dup {
 			return "", dup, err
 		}

@@ -186,7 +186,13 @@ func runEmailSendTest(ctx context.Context, e *env, to, tmpl string) error {
 	rdb := queue.RedisClient(opt)
 	defer rdb.Close()
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sender, err := email.NewSender(email.SenderConfigFrom(e.cfg), store, rdb, log)
+	sender, err := email.New(store, rdb, log, email.Options{
+		APIKey:        e.cfg.ResendAPIKey,
+		BaseURL:       e.cfg.ResendBaseURL,
+		From:          e.cfg.DefaultFromEmail,
+		OutboxDir:     e.cfg.EmailOutboxDir,
+		RatePerSecond: e.cfg.EmailRatePerSecond,
+	})
 	if err != nil {
 		return err
 	}

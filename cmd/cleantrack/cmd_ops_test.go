@@ -38,9 +38,9 @@ func newOpsFixture(t *testing.T) *opsFixture {
 		f.inspector.Close()
 	})
 
-	task, opts, err := tasks.NewStripeEvent("evt_pending_1", "invoice.payment_failed")
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: "evt_pending_1", Type: "invoice.payment_failed"})
 	require.NoError(t, err)
-	_, err = f.client.Enqueue(task, opts...)
+	_, err = f.client.Enqueue(task)
 	require.NoError(t, err)
 	_, err = f.client.Enqueue(asynq.NewTask("report:weekly", []byte(`{"week":"2026-W48"}`)),
 		asynq.Queue(tasks.QueueDefault), asynq.TaskID("later"), asynq.ProcessIn(time.Hour))

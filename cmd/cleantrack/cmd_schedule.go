@@ -33,7 +33,12 @@ func runSchedule(e *env, asJSON bool) error {
 		NextRun time.Time `json:"next_run"`
 	}
 	var rows []row
-	for _, en := range scheduler.Entries(e.cfg) {
+	specs := scheduler.Specs{
+		InboxRedrive:  e.cfg.InboxRedriveCron,
+		OverdueScan:   e.cfg.OverdueScanCron,
+		WeeklySummary: e.cfg.WeeklySummaryCron,
+	}
+	for _, en := range scheduler.Entries(specs) {
 		next, err := scheduler.NextRun(en, now)
 		if err != nil {
 			return err

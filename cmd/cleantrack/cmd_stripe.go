@@ -37,9 +37,9 @@ func newStripeTriggerCmd(e *env) *cobra.Command {
 		Use:   "trigger <event-type> --account <slug>",
 		Short: "Sign a realistic Stripe event for an account and POST it to the web process",
 		Long: "Sign a realistic Stripe event for an account and POST it to the web process.\n\n" +
-			"Event types: " + strings.Join(billing.EventTypes, ", ") + ".",
-		Args:              exactArgs(1, "stripe trigger takes one event type: "+strings.Join(billing.EventTypes, ", ")),
-		ValidArgsFunction: completeArgs(billing.EventTypes),
+			"Event types: " + strings.Join(tasks.StripeEventTypes, ", ") + ".",
+		Args:              exactArgs(1, "stripe trigger takes one event type: "+strings.Join(tasks.StripeEventTypes, ", ")),
+		ValidArgsFunction: completeArgs(tasks.StripeEventTypes),
 		RunE:              e.action(func(ctx context.Context, args []string) error { return runStripeTrigger(ctx, e, args[0], o) }),
 	}
 	f := c.Flags()
@@ -87,8 +87,8 @@ func newStripeEventsCmd(e *env) *cobra.Command {
 }
 
 func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTriggerOptions) error {
-	if !slices.Contains(billing.EventTypes, eventType) {
-		return usagef("event type %q is not one of %s", eventType, strings.Join(billing.EventTypes, ", "))
+	if !slices.Contains(tasks.StripeEventTypes, eventType) {
+		return usagef("event type %q is not one of %s", eventType, strings.Join(tasks.StripeEventTypes, ", "))
 	}
 	if o.account == "" {
 		return usagef("--account is required (the demo account is demo-hospital)")
@@ -135,7 +135,7 @@ func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTri
 		// The same id every time, so that a customer.created triggered
 		// afterwards links the customer the earlier events named.
 		opts.CustomerID = fmt.Sprintf("cus_cli_account_%d", acct.ID)
-		if eventType != billing.EventCustomerCreated {
+		if eventType != tasks.EventCustomerCreated {
 			fmt.Fprintf(e.stderr, "note: account %s has no Stripe customer, so the worker will retry this event until one is linked; "+
 				"run \"cleantrack stripe trigger customer.created --account %s\" first\n", acct.Slug, acct.Slug)
 		}
@@ -224,11 +224,11 @@ func runStripeReplay(ctx context.Context, e *env, id string) error {
 		return nil
 	}
 
-	task, opts, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: ev.ID, Type: ev.Type})
 	if err != nil {
 		return err
 	}
-	_, dup, err := queue.Enqueue(ctx, client, task, opts...)
+	_, dup, err := queue.Enqueue(ctx, client, task)
 	if err != nil {
 		return redisHint(err)
 	}

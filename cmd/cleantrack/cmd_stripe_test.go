@@ -203,11 +203,11 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 	f := newStripeCLIFixture(t)
 	client, insp := f.redis(t)
 	ctx := context.Background()
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_ghost"})
+	eventID := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_ghost"})
 	// The worker gave up on it: archived in Redis, failed in the inbox.
-	task, opts, err := tasks.NewStripeEvent(eventID, billing.EventSubscriptionUpdated)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: eventID, Type: tasks.EventSubscriptionUpdated})
 	require.NoError(t, err)
-	_, err = client.Enqueue(task, opts...)
+	_, err = client.Enqueue(task)
 	require.NoError(t, err)
 	require.NoError(t, insp.ArchiveTask(tasks.QueueCritical, eventID))
 	require.NoError(t, f.store.RecordStripeEventFailure(ctx, eventID, "no account has Stripe customer cus_ghost", true))
@@ -237,7 +237,7 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
 	f := newStripeCLIFixture(t)
 	_, insp := f.redis(t)
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventCustomerCreated})
+	eventID := f.record(t, billing.EventOptions{Type: tasks.EventCustomerCreated})
 
 	out, _, err := cli(t, f.env, "stripe", "replay", eventID)
 	require.NoError(t, err)
@@ -250,10 +250,10 @@ func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
 func TestStripeEventsListsInbox(t *testing.T) {
 	f := newStripeCLIFixture(t)
 	ctx := context.Background()
-	pending := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionCreated})
-	failed := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed})
+	pending := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionCreated})
+	failed := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed})
 	require.NoError(t, f.store.RecordStripeEventFailure(ctx, failed, "no account has Stripe customer cus_x", true))
-	processed := f.record(t, billing.EventOptions{Type: billing.EventCustomerCreated})
+	processed := f.record(t, billing.EventOptions{Type: tasks.EventCustomerCreated})
 	_, err := f.store.MarkStripeEventProcessed(ctx, processed, "customer cus_y has no metadata.account_id; no account linked")
 	require.NoError(t, err)
 

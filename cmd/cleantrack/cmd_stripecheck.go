@@ -11,7 +11,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
-	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/tasks"
 )
 
 func newStripeCheckCmd(e *env) *cobra.Command {
@@ -85,7 +85,7 @@ func runStripeCheck(ctx context.Context, e *env) error {
 }
 
 func supportedEvents() []string {
-	out := slices.Clone(billing.EventTypes)
+	out := slices.Clone(tasks.StripeEventTypes)
 	slices.Sort(out)
 	return out
 }

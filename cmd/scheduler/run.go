@@ -32,7 +32,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	defer client.Close()
 
 	s := &scheduler.Scheduler{
-		Entries:  scheduler.Entries(cfg),
+		Entries:  scheduler.Entries(specs(cfg)),
 		Queue:    client,
 		Location: cfg.SchedulerTimezone,
 		Log:      log,
@@ -70,4 +70,13 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		return fmt.Errorf("metrics listener: %w", err)
 	}
 	return nil
+}
+
+// specs takes the periodic jobs' cron specs from the configuration.
+func specs(cfg config.Config) scheduler.Specs {
+	return scheduler.Specs{
+		InboxRedrive:  cfg.InboxRedriveCron,
+		OverdueScan:   cfg.OverdueScanCron,
+		WeeklySummary: cfg.WeeklySummaryCron,
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/admin"
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/health"
 	"github.com/cleantrack/jobs/internal/metrics"
 )
 
@@ -18,7 +19,7 @@ import (
 // later serve error is sent on errc. stop shuts the listener down, waiting at
 // most until its context is done, and closes the dashboard's Redis
 // connections; the listener also stops when ctx is done.
-func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConnOpt, ready func(context.Context) error, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
+func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConnOpt, ready health.Check, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
 	sc := admin.ServerConfig{Name: "ADMIN_ADDR", Addr: cfg.AdminAddr, User: cfg.AdminUser, Password: cfg.AdminPassword}
 	if err := admin.CheckBind(sc); err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
-	"github.com/cleantrack/jobs/tasks"
 )
 
 // registerHandlers wires every domain's task handlers into mux.
@@ -21,18 +20,29 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 	// and the notifier billing calls after its commits for the welcome and
 	// payment-failed emails. The rate limiter's Redis client lives as long as
 	// the process: tasks still running during shutdown need it.
-	sender, err := email.NewSender(email.SenderConfigFrom(cfg), store, queue.RedisClient(redisOpt), log.With(slog.String("domain", "email")))
+	sender, err := email.New(store, queue.RedisClient(redisOpt), log.With(slog.String("domain", "email")), emailOptions(cfg))
 	if err != nil {
 		return err
 	}
-	mux.Handle(tasks.TypeEmailSend, sender)
+	sender.Register(mux)
 	billingNotifier := email.NewNotifier(store, email.NewService(client), cfg.SiteURL)
-	bh := billing.NewHandler(store, billingNotifier, client, log.With(slog.String("domain", "billing")))
-	bh.RedriveMinAge = cfg.InboxRedriveMinAge
-	// Lives as long as the process, like the rate limiter's client.
-	bh.Tasks = asynq.NewInspector(redisOpt)
-	bh.Register(mux)
+	billing.New(store, billingNotifier, client, log.With(slog.String("domain", "billing")), billing.Options{
+		RedriveMinAge: cfg.InboxRedriveMinAge,
+		// Lives as long as the process, like the rate limiter's client.
+		Tasks: asynq.NewInspector(redisOpt),
+	}).Register(mux)
 	compliance.New(store, email.NewService(client), client, log.With(slog.String("domain", "compliance")),
 		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
 	return nil
+}
+
+// emailOptions takes the sender's settings from the configuration.
+func emailOptions(cfg config.Config) email.Options {
+	return email.Options{
+		APIKey:        cfg.ResendAPIKey,
+		BaseURL:       cfg.ResendBaseURL,
+		From:          cfg.DefaultFromEmail,
+		OutboxDir:     cfg.EmailOutboxDir,
+		RatePerSecond: cfg.EmailRatePerSecond,
+	}
 }

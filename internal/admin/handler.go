@@ -2,29 +2,21 @@ package admin
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynq/x/metrics"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cleantrack/jobs/internal/health"
 )
 
 // DashboardPath is where the Asynqmon dashboard is mounted.
 const DashboardPath = "/monitoring"
-
-// readyTimeout bounds one readiness check, so a hung dependency makes /readyz
-// fail rather than hang the prober.
-const readyTimeout = 3 * time.Second
-
-// ReadyFunc reports whether the process can do its work (its database and
-// Redis answer). A nil ReadyFunc means always ready.
-type ReadyFunc func(ctx context.Context) error
 
 // Options configure the web process's admin handler.
 type Options struct {
@@ -38,8 +30,8 @@ type Options struct {
 	PrometheusURL string
 	// Gatherer is the process's own series; metrics.Registry in production.
 	Gatherer prometheus.Gatherer
-	// Ready backs /readyz.
-	Ready ReadyFunc
+	// Ready backs /readyz (see health.Ready); nil means always ready.
+	Ready health.Check
 	// Log receives failed readiness checks.
 	Log *slog.Logger
 }
@@ -98,13 +90,13 @@ func (h *Handler) Close() error {
 
 // MetricsHandler serves /metrics from g, plus /healthz and /readyz, for the
 // worker's and scheduler's metrics listeners.
-func MetricsHandler(g prometheus.Gatherer, ready ReadyFunc, log *slog.Logger) http.Handler {
+func MetricsHandler(g prometheus.Gatherer, ready health.Check, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	addProbes(mux, g, ready, log)
 	return mux
 }
 
-func addProbes(mux *http.ServeMux, g prometheus.Gatherer, ready ReadyFunc, log *slog.Logger) {
+func addProbes(mux *http.ServeMux, g prometheus.Gatherer, ready health.Check, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -112,24 +104,8 @@ func addProbes(mux *http.ServeMux, g prometheus.Gatherer, ready ReadyFunc, log *
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if ready != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-			defer cancel()
-			if err := ready(ctx); err != nil {
-				// The reason goes to the log, not to an unauthenticated caller.
-				log.Warn("not ready", slog.String("error", err.Error()))
-				http.Error(w, "not ready", http.StatusServiceUnavailable)
-				return
-			}
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.Handle("GET /readyz", health.Ready(ready, log))
 }
 
 // FormatPayload shows a JSON payload indented, and anything else as Asynqmon

@@ -65,7 +65,7 @@ func TestMetricsAfterWebhookTaskAndEmail(t *testing.T) {
 	require.NoError(t, err)
 	// Without an API key the sender writes to the dev outbox: a real delivery
 	// with outcome "outbox", no Resend needed.
-	sender, err := email.NewSender(email.SenderConfig{OutboxDir: t.TempDir()}, store, nil, slog.New(slog.DiscardHandler))
+	sender, err := email.New(store, nil, slog.New(slog.DiscardHandler), email.Options{OutboxDir: t.TempDir()})
 	require.NoError(t, err)
 
 	// A poison task next to them, so the archived series have something to show.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cleantrack/jobs/internal/health"
 )
 
 // shutdownTimeout bounds how long in-flight admin requests (a dashboard page,
@@ -202,7 +204,7 @@ func (s *Server) Forward(errc chan<- error) {
 // refused. A later serve error is sent on errc. stop shuts the listener down
 // gracefully, waiting at most until its context is done; the listener also
 // stops when ctx is done.
-func StartMetrics(ctx context.Context, sc ServerConfig, g prometheus.Gatherer, ready ReadyFunc, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
+func StartMetrics(ctx context.Context, sc ServerConfig, g prometheus.Gatherer, ready health.Check, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
 	srv, err := Start(ctx, sc, MetricsHandler(g, ready, log), log)
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ import (
 // ComplianceShape is the data set the compliance benchmark builds: ten
 // thousand accounts of a hundred pieces of equipment (a million), one percent
 // overdue, five cleanings each.
-var ComplianceShape = postgres.ComplianceBenchShape{
+var ComplianceShape = ComplianceDataShape{
 	Accounts:          10000,
 	EquipmentPerAcct:  100,
 	CleaningsPerEquip: 5,
@@ -124,7 +124,7 @@ func RunCompliance(ctx context.Context, adminDatabaseURL, redisServerURL string,
 
 	now := time.Now().UTC()
 	start := time.Now()
-	if err := store.BuildComplianceBench(ctx, sh, now); err != nil {
+	if err := buildComplianceData(ctx, store.DB, sh, now); err != nil {
 		return res, err
 	}
 	res.Build = time.Since(start)
@@ -138,17 +138,17 @@ func RunCompliance(ctx context.Context, adminDatabaseURL, redisServerURL string,
 	mem := startMemSampler()
 	reset := func() error {
 		rdb.Flush(ctx)
-		return store.ResetComplianceBench(ctx)
+		return resetComplianceData(ctx, store.DB)
 	}
 
 	// Warm the caches once, so the first measured statement is not the
 	// one that reads the tables from disk.
-	if _, err := store.BareOverdueIDs(ctx, now); err != nil {
+	if _, err := bareOverdueIDs(ctx, store.DB, now); err != nil {
 		return res, err
 	}
 	for i := 0; i < runs; i++ {
 		t0 := time.Now()
-		n, err := store.BareOverdueIDs(ctx, now)
+		n, err := bareOverdueIDs(ctx, store.DB, now)
 		bare := time.Since(t0)
 		if err != nil {
 			return res, err
@@ -192,7 +192,7 @@ func RunCompliance(ctx context.Context, adminDatabaseURL, redisServerURL string,
 			return res, err
 		}
 		t0 := time.Now()
-		n, err := store.GroupedWeeklyFigures(ctx, now)
+		n, err := groupedWeeklyFigures(ctx, store.DB, now)
 		bare := time.Since(t0)
 		if err != nil {
 			return res, err

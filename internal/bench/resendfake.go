@@ -176,14 +176,14 @@ func EnqueueWelcomeEmails(ctx context.Context, redisURL, prefix string, n int) e
 			SubscriptionEndDate: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC), MaxLocations: 5, MaxUsers: 10,
 			DashboardURL: "https://app.cleantrack.local/dashboard", HelpURL: "https://app.cleantrack.local/help", Timezone: "UTC",
 		})
-		t, opts, err := tasks.NewEmailSend(tasks.EmailSendPayload{
+		t, err := tasks.NewEmailSend(tasks.EmailSendPayload{
 			Key: prefix + "/" + strconv.Itoa(i), Template: email.TemplateWelcome,
 			To: "owner-" + strconv.Itoa(i) + "@bench.cleantrack.local", Data: data,
 		})
 		if err != nil {
 			return err
 		}
-		if _, _, err := queue.Enqueue(ctx, client, t, opts...); err != nil {
+		if _, _, err := queue.Enqueue(ctx, client, t); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/cleantrack/jobs/internal/billing"
+	"github.com/cleantrack/jobs/tasks"
 )
 
 func TestExpandableID(t *testing.T) {
@@ -48,7 +49,7 @@ func TestShapesPutFieldsWhereStripeDoes(t *testing.T) {
 		shape, apiVersion string
 	}{{billing.Shape2023, "2023-10-16"}, {billing.Shape2025, "2025-03-31.basil"}} {
 		t.Run(tc.shape, func(t *testing.T) {
-			raw, err := billing.BuildEvent(billing.EventOptions{Type: billing.EventSubscriptionUpdated, Shape: tc.shape, SubscriptionID: "sub_1", PeriodEnd: end})
+			raw, err := billing.BuildEvent(billing.EventOptions{Type: tasks.EventSubscriptionUpdated, Shape: tc.shape, SubscriptionID: "sub_1", PeriodEnd: end})
 			require.NoError(t, err)
 			var generic struct {
 				APIVersion string `json:"api_version"`
@@ -68,7 +69,7 @@ func TestShapesPutFieldsWhereStripeDoes(t *testing.T) {
 			assert.True(t, end.Equal(sub.PeriodEnd()), "period end %s", sub.PeriodEnd())
 			assert.Equal(t, "price_trial_monthly", sub.PriceID())
 
-			raw, err = billing.BuildEvent(billing.EventOptions{Type: billing.EventInvoicePaymentFailed, Shape: tc.shape, SubscriptionID: "sub_1", Expand: true})
+			raw, err = billing.BuildEvent(billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, Shape: tc.shape, SubscriptionID: "sub_1", Expand: true})
 			require.NoError(t, err)
 			require.NoError(t, json.Unmarshal(raw, &generic))
 			_, topLevel := generic.Data.Object["subscription"]
@@ -100,12 +101,12 @@ func TestDecodeEventRejectsNonEvents(t *testing.T) {
 func TestBuildEventRejectsUnknownTypeAndShape(t *testing.T) {
 	_, err := billing.BuildEvent(billing.EventOptions{Type: "charge.refunded"})
 	assert.ErrorContains(t, err, "unsupported type")
-	_, err = billing.BuildEvent(billing.EventOptions{Type: billing.EventCustomerCreated, Shape: "2019"})
+	_, err = billing.BuildEvent(billing.EventOptions{Type: tasks.EventCustomerCreated, Shape: "2019"})
 	assert.ErrorContains(t, err, "shape")
 }
 
 func TestSignVerifiesWithStripe(t *testing.T) {
-	raw, err := billing.BuildEvent(billing.EventOptions{Type: billing.EventCustomerCreated, Shape: billing.Shape2025})
+	raw, err := billing.BuildEvent(billing.EventOptions{Type: tasks.EventCustomerCreated, Shape: billing.Shape2025})
 	require.NoError(t, err)
 	header := billing.Sign(raw, "whsec_a", time.Now())
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/cleantrack/jobs/tasks"
 )
 
 // API shapes BuildEvent can produce, and the api_version each carries.
@@ -24,7 +26,7 @@ const (
 // EventOptions describes a Stripe event for BuildEvent. Zero fields get
 // realistic defaults; only Type is required.
 type EventOptions struct {
-	Type    string    // one of EventTypes
+	Type    string    // one of tasks.StripeEventTypes
 	ID      string    // event id; a random evt_... when empty
 	Created time.Time // event.created; now when zero
 	Shape   string    // Shape2023 (default) or Shape2025
@@ -74,14 +76,14 @@ func BuildEvent(o EventOptions) ([]byte, error) {
 	}
 	var obj map[string]any
 	switch o.Type {
-	case EventCustomerCreated:
+	case tasks.EventCustomerCreated:
 		obj = customerObject(o)
-	case EventSubscriptionCreated, EventSubscriptionUpdated, EventSubscriptionDeleted:
+	case tasks.EventSubscriptionCreated, tasks.EventSubscriptionUpdated, tasks.EventSubscriptionDeleted:
 		obj = subscriptionObject(o)
-	case EventInvoicePaymentSucceeded, EventInvoicePaymentFailed:
+	case tasks.EventInvoicePaymentSucceeded, tasks.EventInvoicePaymentFailed:
 		obj = invoiceObject(o)
 	default:
-		return nil, fmt.Errorf("build event: unsupported type %q (supported: %v)", o.Type, EventTypes)
+		return nil, fmt.Errorf("build event: unsupported type %q (supported: %v)", o.Type, tasks.StripeEventTypes)
 	}
 	apiVersion := APIVersion2023
 	if o.Shape == Shape2025 {
@@ -98,7 +100,7 @@ func BuildEvent(o EventOptions) ([]byte, error) {
 		"request":          map[string]any{"id": NewID("req_"), "idempotency_key": NewID("")},
 		"data":             map[string]any{"object": obj},
 	}
-	if o.Type == EventSubscriptionUpdated {
+	if o.Type == tasks.EventSubscriptionUpdated {
 		ev["data"].(map[string]any)["previous_attributes"] = map[string]any{"status": "incomplete"}
 	}
 	b, err := json.Marshal(ev)
@@ -110,7 +112,7 @@ func BuildEvent(o EventOptions) ([]byte, error) {
 
 func withDefaults(o EventOptions) (EventOptions, error) {
 	if o.Type == "" {
-		return o, fmt.Errorf("build event: a type is required (one of %v)", EventTypes)
+		return o, fmt.Errorf("build event: a type is required (one of %v)", tasks.StripeEventTypes)
 	}
 	switch o.Shape {
 	case "":
@@ -137,7 +139,7 @@ func withDefaults(o EventOptions) (EventOptions, error) {
 	}
 	if o.Status == "" {
 		o.Status = StatusActive
-		if o.Type == EventSubscriptionDeleted {
+		if o.Type == tasks.EventSubscriptionDeleted {
 			o.Status = StatusCanceled
 		}
 	}
@@ -244,7 +246,7 @@ func subscriptionObject(o EventOptions) map[string]any {
 		sub["current_period_start"] = start
 		sub["current_period_end"] = o.PeriodEnd.Unix()
 	}
-	if o.Type == EventSubscriptionDeleted {
+	if o.Type == tasks.EventSubscriptionDeleted {
 		sub["canceled_at"] = o.EndedAt.Unix()
 		sub["ended_at"] = o.EndedAt.Unix()
 	}
@@ -252,7 +254,7 @@ func subscriptionObject(o EventOptions) map[string]any {
 }
 
 func invoiceObject(o EventOptions) map[string]any {
-	paid := o.Type == EventInvoicePaymentSucceeded
+	paid := o.Type == tasks.EventInvoicePaymentSucceeded
 	in := map[string]any{
 		"id":                   o.InvoiceID,
 		"object":               "invoice",

@@ -15,26 +15,6 @@ import (
 	"github.com/cleantrack/jobs/tasks"
 )
 
-// Stripe event types the worker applies. The web process accepts only these.
-const (
-	EventCustomerCreated         = "customer.created"
-	EventSubscriptionCreated     = "customer.subscription.created"
-	EventSubscriptionUpdated     = "customer.subscription.updated"
-	EventSubscriptionDeleted     = "customer.subscription.deleted"
-	EventInvoicePaymentSucceeded = "invoice.payment_succeeded"
-	EventInvoicePaymentFailed    = "invoice.payment_failed"
-)
-
-// EventTypes lists every supported event type.
-var EventTypes = []string{
-	EventCustomerCreated,
-	EventSubscriptionCreated,
-	EventSubscriptionUpdated,
-	EventSubscriptionDeleted,
-	EventInvoicePaymentSucceeded,
-	EventInvoicePaymentFailed,
-}
-
 // Stripe subscription statuses CleanTrack acts on.
 const (
 	StatusActive     = "active"
@@ -61,40 +41,44 @@ type Notifier interface {
 	PaymentFailed(ctx context.Context, accountID int64, invoiceID string, attemptCount int) error
 }
 
-// Defaults for the re-drive sweep.
-const (
-	DefaultRedriveMinAge   = time.Minute
-	DefaultRedrivePageSize = 500
-)
+// DefaultRedrivePageSize is how many inbox rows the sweep reads per query
+// when Options leave it zero.
+const DefaultRedrivePageSize = 500
 
-// Handler runs the billing tasks: stripe:event and stripe:inbox_redrive.
-type Handler struct {
-	Store    *postgres.Store
-	Notifier Notifier       // nil: no notifications
-	Enqueuer queue.Enqueuer // for the re-drive sweep
-	// Tasks, when set, lets the sweep notice archived tasks whose row was
-	// never marked failed.
-	Tasks TaskLookup
-	Log   *slog.Logger
-
+// Options tune the billing handler.
+type Options struct {
 	// RedriveMinAge is how long an inbox row must have waited before the
-	// sweep enqueues it again; the web process enqueues it itself first.
+	// sweep enqueues it again (INBOX_REDRIVE_MIN_AGE): the web process
+	// enqueues it itself first. Zero means no wait.
 	RedriveMinAge time.Duration
-	// RedrivePageSize is how many rows the sweep reads per query.
+	// RedrivePageSize is how many rows the sweep reads per query;
+	// DefaultRedrivePageSize when zero.
 	RedrivePageSize int
+	// Tasks, when set (an *asynq.Inspector), lets the sweep notice archived
+	// tasks whose row was never marked failed.
+	Tasks TaskLookup
 }
 
-// NewHandler builds a Handler with the default sweep settings. notifier may
-// be nil.
-func NewHandler(store *postgres.Store, notifier Notifier, enq queue.Enqueuer, log *slog.Logger) *Handler {
-	return &Handler{
-		Store:           store,
-		Notifier:        notifier,
-		Enqueuer:        enq,
-		Log:             log,
-		RedriveMinAge:   DefaultRedriveMinAge,
-		RedrivePageSize: DefaultRedrivePageSize,
+// Handler runs the billing tasks: stripe:event and stripe:inbox_redrive.
+// Build it with New.
+type Handler struct {
+	store    *postgres.Store
+	notifier Notifier       // nil: no notifications
+	enq      queue.Enqueuer // for the re-drive sweep
+	log      *slog.Logger
+	opt      Options
+}
+
+// New builds the billing handler. notifier may be nil (no notifications);
+// enq enqueues the sweep's stripe:event tasks.
+func New(store *postgres.Store, notifier Notifier, enq queue.Enqueuer, log *slog.Logger, opt Options) *Handler {
+	if opt.RedrivePageSize <= 0 {
+		opt.RedrivePageSize = DefaultRedrivePageSize
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{store: store, notifier: notifier, enq: enq, log: log, opt: opt}
 }
 
 // Register adds the billing task handlers to mux.
@@ -113,14 +97,14 @@ func (h *Handler) Register(mux *asynq.ServeMux) {
 // once for a malformed event (asynq.SkipRetry), the row gets failed_at as the
 // task is archived.
 func (h *Handler) ProcessStripeEvent(ctx context.Context, t *asynq.Task) error {
-	var p tasks.StripeEventPayload
-	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := tasks.Payload[tasks.StripeEventPayload](t)
+	if err != nil {
+		return err
 	}
 	if p.EventID == "" {
 		return fmt.Errorf("%s task names no event: %w", t.Type(), asynq.SkipRetry)
 	}
-	row, err := h.Store.StripeEventByID(ctx, p.EventID)
+	row, err := h.store.StripeEventByID(ctx, p.EventID)
 	if errors.Is(err, postgres.ErrNotFound) {
 		return fmt.Errorf("no stripe_events row has id %s: %w", p.EventID, asynq.SkipRetry)
 	}
@@ -142,7 +126,7 @@ func (h *Handler) failed(ctx context.Context, eventID string, cause error) error
 	// row is what ops looks at.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := h.Store.RecordStripeEventFailure(rctx, eventID, cause.Error(), final); err != nil {
+	if err := h.store.RecordStripeEventFailure(rctx, eventID, cause.Error(), final); err != nil {
 		cause = errors.Join(cause, err)
 	}
 	if permanent {
@@ -171,19 +155,19 @@ func (h *Handler) apply(ctx context.Context, row postgres.InboxEvent) error {
 		return h.renotify(ctx, ev)
 	}
 	switch ev.Type {
-	case EventCustomerCreated:
+	case tasks.EventCustomerCreated:
 		return h.customerCreated(ctx, ev)
-	case EventSubscriptionCreated, EventSubscriptionUpdated:
+	case tasks.EventSubscriptionCreated, tasks.EventSubscriptionUpdated:
 		return h.subscriptionChanged(ctx, ev)
-	case EventSubscriptionDeleted:
+	case tasks.EventSubscriptionDeleted:
 		return h.subscriptionDeleted(ctx, ev)
-	case EventInvoicePaymentSucceeded:
+	case tasks.EventInvoicePaymentSucceeded:
 		return h.paymentSucceeded(ctx, ev)
-	case EventInvoicePaymentFailed:
+	case tasks.EventInvoicePaymentFailed:
 		return h.paymentFailed(ctx, ev)
 	}
 	note := fmt.Sprintf("event type %s is not one CleanTrack applies; nothing changed", ev.Type)
-	if _, err := h.Store.MarkStripeEventProcessed(ctx, ev.ID, note); err != nil {
+	if _, err := h.store.MarkStripeEventProcessed(ctx, ev.ID, note); err != nil {
 		return err
 	}
 	h.logOutcome(ctx, ev, 0, "skipped", note)
@@ -197,7 +181,7 @@ func errNoAccount(customerID string) error {
 }
 
 func (h *Handler) accountFor(ctx context.Context, customerID ExpandableID) (postgres.Account, error) {
-	a, err := h.Store.AccountByStripeCustomer(ctx, string(customerID))
+	a, err := h.store.AccountByStripeCustomer(ctx, string(customerID))
 	if errors.Is(err, postgres.ErrNotFound) {
 		return postgres.Account{}, errNoAccount(string(customerID))
 	}
@@ -218,20 +202,20 @@ func (h *Handler) customerCreated(ctx context.Context, ev Event) error {
 	case perr != nil || accountID <= 0:
 		note = fmt.Sprintf("customer %s has metadata.account_id %q, which is not an account id; no account linked", c.ID, raw)
 	default:
-		if _, err := h.Store.AccountByID(ctx, accountID); errors.Is(err, postgres.ErrNotFound) {
+		if _, err := h.store.AccountByID(ctx, accountID); errors.Is(err, postgres.ErrNotFound) {
 			note = fmt.Sprintf("customer %s names account %d in metadata.account_id, and no such account exists; no account linked", c.ID, accountID)
 		} else if err != nil {
 			return err
 		}
 	}
 	if note != "" {
-		if _, err := h.Store.MarkStripeEventProcessed(ctx, ev.ID, note); err != nil {
+		if _, err := h.store.MarkStripeEventProcessed(ctx, ev.ID, note); err != nil {
 			return err
 		}
 		h.logOutcome(ctx, ev, 0, "skipped", note)
 		return nil
 	}
-	res, err := h.Store.LinkStripeCustomer(ctx, ev.ID, accountID, c.ID)
+	res, err := h.store.LinkStripeCustomer(ctx, ev.ID, accountID, c.ID)
 	if err != nil {
 		return err
 	}
@@ -257,7 +241,7 @@ func (h *Handler) subscriptionChanged(ctx context.Context, ev Event) error {
 	case "":
 		note = fmt.Sprintf("warning: subscription %s has no price; plan left as %s", sub.ID, acct.Plan)
 	default:
-		plan, err := h.Store.PlanByPriceID(ctx, price)
+		plan, err := h.store.PlanByPriceID(ctx, price)
 		switch {
 		case errors.Is(err, postgres.ErrNotFound):
 			note = fmt.Sprintf("warning: price %s of subscription %s matches no plan; plan left as %s", price, sub.ID, acct.Plan)
@@ -267,12 +251,12 @@ func (h *Handler) subscriptionChanged(ctx context.Context, ev Event) error {
 			change.Plan = &plan.Code
 		}
 	}
-	res, err := h.Store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, note)
+	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, note)
 	if err != nil {
 		return err
 	}
 	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note)
-	if ev.Type == EventSubscriptionCreated {
+	if ev.Type == tasks.EventSubscriptionCreated {
 		return h.notifySubscriptionCreated(ctx, acct.ID, sub)
 	}
 	return nil
@@ -293,7 +277,7 @@ func (h *Handler) subscriptionDeleted(ctx context.Context, ev Event) error {
 	}
 	canceled := StatusCanceled
 	change := postgres.BillingChange{Status: &canceled, SubscriptionEndDate: &ended, OnlySubscription: sub.ID}
-	res, err := h.Store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
+	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
 	if err != nil {
 		return err
 	}
@@ -320,7 +304,7 @@ func (h *Handler) paymentSucceeded(ctx context.Context, ev Event) error {
 		StatusFrom:  []string{StatusPastDue, StatusUnpaid, StatusIncomplete},
 		LastPayment: &postgres.Payment{At: paidAt, Amount: in.AmountPaid, Currency: in.Currency},
 	}
-	res, err := h.Store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
+	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
 	if err != nil {
 		return err
 	}
@@ -349,7 +333,7 @@ func (h *Handler) paymentFailed(ctx context.Context, ev Event) error {
 			HostedInvoiceURL: in.HostedInvoiceURL,
 		},
 	}
-	res, err := h.Store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
+	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
 	if err != nil {
 		return err
 	}
@@ -360,16 +344,16 @@ func (h *Handler) paymentFailed(ctx context.Context, ev Event) error {
 // renotify repeats the notification of an event processed earlier: the
 // enqueue may have failed after the commit, and the notifier deduplicates.
 func (h *Handler) renotify(ctx context.Context, ev Event) error {
-	if h.Notifier == nil {
+	if h.notifier == nil {
 		return nil
 	}
 	switch ev.Type {
-	case EventSubscriptionCreated:
+	case tasks.EventSubscriptionCreated:
 		sub, err := ev.DecodeSubscription()
 		if err != nil {
 			return err
 		}
-		acct, err := h.Store.AccountByStripeCustomer(ctx, string(sub.Customer))
+		acct, err := h.store.AccountByStripeCustomer(ctx, string(sub.Customer))
 		if errors.Is(err, postgres.ErrNotFound) {
 			return nil // unlinked since; nobody to tell
 		}
@@ -377,12 +361,12 @@ func (h *Handler) renotify(ctx context.Context, ev Event) error {
 			return err
 		}
 		return h.notifySubscriptionCreated(ctx, acct.ID, sub)
-	case EventInvoicePaymentFailed:
+	case tasks.EventInvoicePaymentFailed:
 		in, err := ev.DecodeInvoice()
 		if err != nil {
 			return err
 		}
-		acct, err := h.Store.AccountByStripeCustomer(ctx, string(in.Customer))
+		acct, err := h.store.AccountByStripeCustomer(ctx, string(in.Customer))
 		if errors.Is(err, postgres.ErrNotFound) {
 			return nil
 		}
@@ -395,29 +379,26 @@ func (h *Handler) renotify(ctx context.Context, ev Event) error {
 }
 
 func (h *Handler) notifySubscriptionCreated(ctx context.Context, accountID int64, sub Subscription) error {
-	if h.Notifier == nil {
+	if h.notifier == nil {
 		return nil
 	}
-	if err := h.Notifier.SubscriptionCreated(ctx, accountID, sub.ID, sub.PeriodEnd()); err != nil {
+	if err := h.notifier.SubscriptionCreated(ctx, accountID, sub.ID, sub.PeriodEnd()); err != nil {
 		return fmt.Errorf("event applied, but notifying account %d of subscription %s failed: %w", accountID, sub.ID, err)
 	}
 	return nil
 }
 
 func (h *Handler) notifyPaymentFailed(ctx context.Context, accountID int64, in Invoice) error {
-	if h.Notifier == nil {
+	if h.notifier == nil {
 		return nil
 	}
-	if err := h.Notifier.PaymentFailed(ctx, accountID, in.ID, in.AttemptCount); err != nil {
+	if err := h.notifier.PaymentFailed(ctx, accountID, in.ID, in.AttemptCount); err != nil {
 		return fmt.Errorf("event applied, but notifying account %d of the failed payment of invoice %s failed: %w", accountID, in.ID, err)
 	}
 	return nil
 }
 
 func (h *Handler) logOutcome(ctx context.Context, ev Event, accountID int64, outcome, note string, attrs ...slog.Attr) {
-	if h.Log == nil {
-		return
-	}
 	attrs = append([]slog.Attr{
 		slog.String("event_id", ev.ID),
 		slog.String("event_type", ev.Type),
@@ -428,5 +409,5 @@ func (h *Handler) logOutcome(ctx context.Context, ev Event, accountID int64, out
 	if note != "" {
 		attrs = append(attrs, slog.String("note", note))
 	}
-	h.Log.LogAttrs(ctx, slog.LevelInfo, "stripe event processed", attrs...)
+	h.log.LogAttrs(ctx, slog.LevelInfo, "stripe event processed", attrs...)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/tasks"
 )
 
 var shapes = []string{billing.Shape2023, billing.Shape2025}
@@ -30,14 +31,14 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		check   func(t *testing.T, f *fixture, a postgres.Account, eventID string)
 	}{
 		{
-			typ: billing.EventCustomerCreated,
+			typ: tasks.EventCustomerCreated,
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
 				assert.Equal(t, "cus_acme", a.StripeCustomerID)
 				assert.Empty(t, f.notifier.Calls())
 			},
 		},
 		{
-			typ:  billing.EventSubscriptionCreated,
+			typ:  tasks.EventSubscriptionCreated,
 			opts: func(o *billing.EventOptions) { o.Status = "trialing"; o.PriceID = "price_pro_monthly" },
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
 				assert.Equal(t, "sub_acme", a.StripeSubscriptionID)
@@ -49,7 +50,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 			},
 		},
 		{
-			typ:  billing.EventSubscriptionUpdated,
+			typ:  tasks.EventSubscriptionUpdated,
 			opts: func(o *billing.EventOptions) { o.Status = "past_due"; o.PriceID = "price_pro_monthly" },
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
 				assert.Equal(t, "sub_acme", a.StripeSubscriptionID)
@@ -61,7 +62,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 			},
 		},
 		{
-			typ:  billing.EventSubscriptionDeleted,
+			typ:  tasks.EventSubscriptionDeleted,
 			opts: func(o *billing.EventOptions) { o.EndedAt = base.Add(-time.Hour) },
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
 				assert.Equal(t, "canceled", a.Status)
@@ -70,7 +71,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 			},
 		},
 		{
-			typ:     billing.EventInvoicePaymentSucceeded,
+			typ:     tasks.EventInvoicePaymentSucceeded,
 			prepare: func(t *testing.T, f *fixture, id int64) { f.setStatus(t, id, "past_due") },
 			opts:    func(o *billing.EventOptions) { o.Amount = 12900; o.Currency = "eur" },
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
@@ -83,7 +84,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 			},
 		},
 		{
-			typ: billing.EventInvoicePaymentFailed,
+			typ: tasks.EventInvoicePaymentFailed,
 			opts: func(o *billing.EventOptions) {
 				o.InvoiceID, o.Amount, o.Currency, o.AttemptCount = "in_acme", 4900, "usd", 2
 				o.NextAttempt = base.Add(48 * time.Hour)
@@ -115,7 +116,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 					f := newFixture(t)
 					f.addPlan(t, "pro", "price_pro_monthly")
 					customer := "cus_acme"
-					if tc.typ == billing.EventCustomerCreated {
+					if tc.typ == tasks.EventCustomerCreated {
 						customer = ""
 					}
 					id := f.createAccount(t, "acme", customer)
@@ -149,7 +150,7 @@ func TestSameEventConcurrentlyHasOneEffect(t *testing.T) {
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
 	eventID := f.record(t, billing.EventOptions{
-		Type: billing.EventInvoicePaymentFailed, Shape: billing.Shape2025, Created: base,
+		Type: tasks.EventInvoicePaymentFailed, Shape: billing.Shape2025, Created: base,
 		CustomerID: "cus_acme", InvoiceID: "in_acme", AttemptCount: 1,
 	})
 
@@ -197,12 +198,12 @@ func TestOutOfOrderNewerStateWins(t *testing.T) {
 			f.addPlan(t, "pro", "price_pro_monthly")
 			id := f.createAccount(t, "acme", "cus_acme")
 			created := f.record(t, billing.EventOptions{
-				Type: billing.EventSubscriptionCreated, Shape: shape, Created: base,
+				Type: tasks.EventSubscriptionCreated, Shape: shape, Created: base,
 				CustomerID: "cus_acme", SubscriptionID: "sub_acme", Status: "incomplete",
 				PriceID: "price_trial_monthly", PeriodEnd: base.AddDate(0, 0, 14),
 			})
 			updated := f.record(t, billing.EventOptions{
-				Type: billing.EventSubscriptionUpdated, Shape: shape, Created: base.Add(5 * time.Second),
+				Type: tasks.EventSubscriptionUpdated, Shape: shape, Created: base.Add(5 * time.Second),
 				CustomerID: "cus_acme", SubscriptionID: "sub_acme", Status: "active",
 				PriceID: "price_pro_monthly", PeriodEnd: base.AddDate(0, 1, 0),
 			})
@@ -233,7 +234,7 @@ func TestOutOfOrderNewerStateWins(t *testing.T) {
 func TestUnknownCustomerIsRecordedAndRetried(t *testing.T) {
 	f := newFixture(t)
 	eventID := f.record(t, billing.EventOptions{
-		Type: billing.EventSubscriptionCreated, Created: base, CustomerID: "cus_nobody",
+		Type: tasks.EventSubscriptionCreated, Created: base, CustomerID: "cus_nobody",
 	})
 
 	err := f.process(t, eventID)
@@ -288,7 +289,7 @@ func TestUnknownPriceKeepsPlanWithWarning(t *testing.T) {
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
 	eventID := f.record(t, billing.EventOptions{
-		Type: billing.EventSubscriptionUpdated, Shape: billing.Shape2025, Created: base,
+		Type: tasks.EventSubscriptionUpdated, Shape: billing.Shape2025, Created: base,
 		CustomerID: "cus_acme", SubscriptionID: "sub_acme", PriceID: "price_mystery", Status: "active",
 	})
 
@@ -347,7 +348,7 @@ func TestCustomerCreatedLinking(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			accountID := tc.setup(t, f)
-			eventID := f.record(t, billing.EventOptions{Type: billing.EventCustomerCreated, CustomerID: "cus_new", AccountID: accountID})
+			eventID := f.record(t, billing.EventOptions{Type: tasks.EventCustomerCreated, CustomerID: "cus_new", AccountID: accountID})
 
 			require.NoError(t, f.process(t, eventID))
 
@@ -369,11 +370,11 @@ func TestDeletedOldSubscriptionLeavesCurrentOne(t *testing.T) {
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
 	current := f.record(t, billing.EventOptions{
-		Type: billing.EventSubscriptionCreated, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_new",
+		Type: tasks.EventSubscriptionCreated, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_new",
 	})
 	require.NoError(t, f.process(t, current))
 	old := f.record(t, billing.EventOptions{
-		Type: billing.EventSubscriptionDeleted, Created: base.Add(time.Minute), CustomerID: "cus_acme", SubscriptionID: "sub_old",
+		Type: tasks.EventSubscriptionDeleted, Created: base.Add(time.Minute), CustomerID: "cus_acme", SubscriptionID: "sub_old",
 	})
 
 	require.NoError(t, f.process(t, old))
@@ -390,7 +391,7 @@ func TestPaymentSucceededLeavesHealthyStatus(t *testing.T) {
 			f := newFixture(t)
 			id := f.createAccount(t, "acme", "cus_acme")
 			f.setStatus(t, id, status)
-			eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentSucceeded, Created: base, CustomerID: "cus_acme", Amount: 100})
+			eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentSucceeded, Created: base, CustomerID: "cus_acme", Amount: 100})
 
 			require.NoError(t, f.process(t, eventID))
 
@@ -406,7 +407,7 @@ func TestNotifierFailureRetriesAndNotifiesAgain(t *testing.T) {
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
 	eventID := f.record(t, billing.EventOptions{
-		Type: billing.EventSubscriptionCreated, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme",
+		Type: tasks.EventSubscriptionCreated, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme",
 	})
 	f.notifier.setFailure(errors.New("redis: connection refused"))
 
@@ -426,9 +427,10 @@ func TestNotifierFailureRetriesAndNotifiesAgain(t *testing.T) {
 
 func TestNilNotifier(t *testing.T) {
 	f := newFixture(t)
-	f.handler.Notifier = nil
+	f.notify = nil
+	f.rebuild()
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_acme"})
+	eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_acme"})
 
 	require.NoError(t, f.process(t, eventID))
 	require.NoError(t, f.process(t, eventID))

@@ -16,6 +16,7 @@ import (
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -68,16 +69,28 @@ type fixture struct {
 	store    *postgres.Store
 	notifier *recordingNotifier
 	handler  *billing.Handler
+
+	// What handler was built with; change them, then call rebuild.
+	notify billing.Notifier
+	enq    queue.Enqueuer
+	opts   billing.Options
 }
 
-// newFixture gives a test its own database and a handler over it. The
-// handler has no enqueuer; tests of the sweep set one.
+// newFixture gives a test its own database and a handler over it, with the
+// production minimum age for the sweep. The handler has no enqueuer; tests of
+// the sweep set one.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	store, _ := pgtest.NewStore(t)
 	n := &recordingNotifier{}
-	h := billing.NewHandler(store, n, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	return &fixture{store: store, notifier: n, handler: h}
+	f := &fixture{store: store, notifier: n, notify: n, opts: billing.Options{RedriveMinAge: time.Minute}}
+	f.rebuild()
+	return f
+}
+
+// rebuild replaces the handler with one built from f.notify, f.enq and f.opts.
+func (f *fixture) rebuild() {
+	f.handler = billing.New(f.store, f.notify, f.enq, slog.New(slog.NewTextHandler(io.Discard, nil)), f.opts)
 }
 
 // createAccount inserts an owner and an account with slug, linked to
@@ -161,7 +174,7 @@ func (f *fixture) recordRaw(t *testing.T, payload []byte) string {
 func (f *fixture) process(t *testing.T, eventID string) error {
 	t.Helper()
 	ev := f.event(t, eventID)
-	task, _, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: ev.ID, Type: ev.Type})
 	require.NoError(t, err)
 	return f.handler.ProcessStripeEvent(context.Background(), task)
 }

@@ -30,16 +30,16 @@ type TaskLookup interface {
 // ProcessInboxRedrive is the stripe:inbox_redrive handler (one run per cron
 // slot, enqueued by the scheduler). See Redrive.
 func (h *Handler) ProcessInboxRedrive(ctx context.Context, t *asynq.Task) error {
-	var p tasks.InboxRedrivePayload
-	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := tasks.Payload[tasks.InboxRedrivePayload](t)
+	if err != nil {
+		return err
 	}
 	res, err := h.Redrive(ctx)
 	if err != nil {
 		return err
 	}
-	if h.Log != nil && res.Enqueued+res.Archived > 0 {
-		h.Log.LogAttrs(ctx, slog.LevelWarn, "stripe events re-driven from the inbox",
+	if res.Enqueued+res.Archived > 0 {
+		h.log.LogAttrs(ctx, slog.LevelWarn, "stripe events re-driven from the inbox",
 			slog.Time("slot", p.Slot),
 			slog.Int("enqueued", res.Enqueued),
 			slog.Int("duplicates", res.Duplicates),
@@ -49,29 +49,26 @@ func (h *Handler) ProcessInboxRedrive(ctx context.Context, t *asynq.Task) error 
 }
 
 // Redrive enqueues a stripe:event task for every inbox row that is neither
-// processed nor failed and was received more than RedriveMinAge ago. The task
+// processed nor failed and was received more than Options.RedriveMinAge ago. The task
 // keeps the event id as its TaskID, so a row whose task is still in Redis
 // counts as a duplicate and is not doubled; one Redis lost is thus re-driven
 // within a sweep. Running it twice at once is harmless for the same reason.
 func (h *Handler) Redrive(ctx context.Context) (RedriveResult, error) {
 	var res RedriveResult
-	size := h.RedrivePageSize
-	if size <= 0 {
-		size = DefaultRedrivePageSize
-	}
-	before := time.Now().Add(-h.RedriveMinAge)
+	size := h.opt.RedrivePageSize
+	before := time.Now().Add(-h.opt.RedriveMinAge)
 	var after *postgres.PendingStripeEvent
 	for {
-		page, err := h.Store.PendingStripeEvents(ctx, before, after, size)
+		page, err := h.store.PendingStripeEvents(ctx, before, after, size)
 		if err != nil {
 			return res, err
 		}
 		for _, row := range page {
-			task, opts, err := tasks.NewStripeEvent(row.ID, row.Type)
+			task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: row.ID, Type: row.Type})
 			if err != nil {
 				return res, fmt.Errorf("redrive stripe event %s: %w", row.ID, err)
 			}
-			_, dup, err := queue.Enqueue(ctx, h.Enqueuer, task, opts...)
+			_, dup, err := queue.Enqueue(ctx, h.enq, task)
 			if err != nil {
 				return res, fmt.Errorf("redrive stripe event %s (%d enqueued before it): %w", row.ID, res.Enqueued, err)
 			}
@@ -101,16 +98,16 @@ func (h *Handler) Redrive(ctx context.Context) (RedriveResult, error) {
 // attempt could not record it (the database was down), and without this the
 // row would stay pending while its archived task blocks every re-drive.
 func (h *Handler) markArchived(ctx context.Context, eventID string) (bool, error) {
-	if h.Tasks == nil {
+	if h.opt.Tasks == nil {
 		return false, nil
 	}
-	info, err := h.Tasks.GetTaskInfo(tasks.QueueCritical, eventID)
+	info, err := h.opt.Tasks.GetTaskInfo(tasks.QueueCritical, eventID)
 	if err != nil || info.State != asynq.TaskStateArchived {
 		// Not found: the retention window of a completed task; nothing to do.
 		return false, nil
 	}
 	reason := "task archived: " + info.LastErr
-	changed, err := h.Store.MarkStripeEventFailed(ctx, eventID, reason)
+	changed, err := h.store.MarkStripeEventFailed(ctx, eventID, reason)
 	if err != nil {
 		return false, fmt.Errorf("redrive: %w", err)
 	}

@@ -32,7 +32,8 @@ func (f *fixture) withQueue(t *testing.T) (asynq.RedisConnOpt, *asynq.Client, *a
 	t.Cleanup(func() { client.Close() })
 	insp := asynq.NewInspector(opt)
 	t.Cleanup(func() { insp.Close() })
-	f.handler.Enqueuer = client
+	f.enq = client
+	f.rebuild()
 	return opt, client, insp
 }
 
@@ -59,9 +60,9 @@ func (f *fixture) startWorker(t *testing.T, opt asynq.RedisConnOpt) {
 // maxRetry retries.
 func enqueue(t *testing.T, c *asynq.Client, ev postgres.InboxEvent, maxRetry int) {
 	t.Helper()
-	task, opts, err := tasks.NewStripeEvent(ev.ID, ev.Type)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: ev.ID, Type: ev.Type})
 	require.NoError(t, err)
-	_, err = c.Enqueue(task, append(opts, asynq.MaxRetry(maxRetry))...)
+	_, err = c.Enqueue(task, asynq.MaxRetry(maxRetry))
 	require.NoError(t, err)
 }
 
@@ -81,7 +82,7 @@ func TestWorkerArchivesUnknownCustomerAfterRetries(t *testing.T) {
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
 	f.startWorker(t, opt)
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_ghost"})
+	eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_ghost"})
 
 	enqueue(t, client, f.event(t, eventID), 2)
 
@@ -117,7 +118,7 @@ func TestWorkerAppliesQueuedEvent(t *testing.T) {
 	opt, client, _ := f.withQueue(t)
 	f.startWorker(t, opt)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionCreated, Shape: billing.Shape2025, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme"})
+	eventID := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionCreated, Shape: billing.Shape2025, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme"})
 
 	enqueue(t, client, f.event(t, eventID), tasks.StripeEventMaxRetry)
 
@@ -128,14 +129,15 @@ func TestWorkerAppliesQueuedEvent(t *testing.T) {
 func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 	f := newFixture(t)
 	_, _, insp := f.withQueue(t)
-	f.handler.RedriveMinAge = 0
-	f.handler.RedrivePageSize = 2 // three pending rows take two pages
+	f.opts.RedriveMinAge = 0
+	f.opts.RedrivePageSize = 2 // three pending rows take two pages
+	f.rebuild()
 	f.createAccount(t, "acme", "cus_acme")
 	var pending []string
 	for range 3 {
-		pending = append(pending, f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_acme"}))
+		pending = append(pending, f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_acme"}))
 	}
-	processed := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_acme"})
+	processed := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_acme"})
 	require.NoError(t, f.process(t, processed))
 	failed := f.recordRaw(t, []byte(`{"id":"evt_failed","type":"customer.subscription.updated","created":1700000000,"data":{"object":{}}}`))
 	require.Error(t, f.process(t, failed))
@@ -166,12 +168,13 @@ func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 	f := newFixture(t)
 	_, client, insp := f.withQueue(t)
-	f.handler.RedriveMinAge = 0
-	f.handler.Tasks = insp
-	id := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
-	task, opts, err := tasks.NewStripeEvent(id, billing.EventSubscriptionUpdated)
+	f.opts.RedriveMinAge = 0
+	f.opts.Tasks = insp
+	f.rebuild()
+	id := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: id, Type: tasks.EventSubscriptionUpdated})
 	require.NoError(t, err)
-	_, err = client.Enqueue(task, opts...)
+	_, err = client.Enqueue(task)
 	require.NoError(t, err)
 	require.NoError(t, insp.ArchiveTask(tasks.QueueCritical, id))
 
@@ -191,7 +194,7 @@ func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 func TestRedriveWaitsForMinAge(t *testing.T) {
 	f := newFixture(t)
 	f.withQueue(t)
-	f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated})
+	f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated})
 
 	res, err := f.handler.Redrive(context.Background())
 	require.NoError(t, err)
@@ -203,17 +206,18 @@ func TestRedriveWaitsForMinAge(t *testing.T) {
 func TestRedriveAfterRedisLoss(t *testing.T) {
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
-	f.handler.RedriveMinAge = 0
+	f.opts.RedriveMinAge = 0
+	f.rebuild()
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed, CustomerID: "cus_acme"})
+	eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, CustomerID: "cus_acme"})
 	enqueue(t, client, f.event(t, eventID), 3)
 	// Lose the task as a flushed Redis would (a real FLUSHDB would also drop
 	// redistest's reservation of this database).
 	require.NoError(t, insp.DeleteTask(tasks.QueueCritical, eventID))
 
-	task, opts, err := tasks.NewInboxRedrive(time.Now())
+	task, err := tasks.NewInboxRedrive(tasks.InboxRedrivePayload{Slot: time.Now()})
 	require.NoError(t, err)
-	_, err = client.Enqueue(task, opts...)
+	_, err = client.Enqueue(task)
 	require.NoError(t, err)
 	f.startWorker(t, opt)
 
@@ -244,7 +248,7 @@ func TestEndToEndSignedWebhookToAccount(t *testing.T) {
 	srv := httptest.NewServer(intake.Handler())
 	t.Cleanup(srv.Close)
 	payload, err := billing.BuildEvent(billing.EventOptions{
-		Type: billing.EventSubscriptionCreated, Shape: billing.Shape2025, Expand: true,
+		Type: tasks.EventSubscriptionCreated, Shape: billing.Shape2025, Expand: true,
 		CustomerID: "cus_acme", SubscriptionID: "sub_acme", PriceID: "price_pro_monthly", PeriodEnd: base,
 	})
 	require.NoError(t, err)

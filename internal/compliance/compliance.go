@@ -8,7 +8,6 @@ package compliance
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -94,22 +93,3 @@ func (s *Service) Register(mux *asynq.ServeMux) {
 }
 
 func (s *Service) now() time.Time { return s.opt.Now().UTC().Truncate(time.Microsecond) }
-
-// userName is how an email greets a user: the full name, else the address.
-func userName(first, last, addr string) string {
-	switch {
-	case first != "" && last != "":
-		return first + " " + last
-	case first != "" || last != "":
-		return first + last
-	}
-	return addr
-}
-
-// decode reads a payload; one that does not decode never will.
-func decode(t *asynq.Task, v any) error {
-	if err := tasks.Decode(t.Type(), t.Payload(), v); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	}
-	return nil
-}

@@ -67,9 +67,9 @@ func (w *world) startWorker(resendURL string) {
 	require.NoError(w.t, err)
 	rdb := queue.RedisClient(opt)
 	w.t.Cleanup(func() { rdb.Close() })
-	sender, err := email.NewSender(email.SenderConfig{
+	sender, err := email.New(w.store, rdb, discardLog(), email.Options{
 		APIKey: "re_test", BaseURL: resendURL + "/", From: "CleanTrack <alerts@example.com>", RatePerSecond: 100,
-	}, w.store, rdb, discardLog())
+	})
 	require.NoError(w.t, err)
 
 	mux := asynq.NewServeMux()
@@ -105,10 +105,10 @@ func (w *world) drained() bool {
 	return true
 }
 
-func (w *world) enqueue(task *asynq.Task, opts []asynq.Option, err error) {
+func (w *world) enqueue(task *asynq.Task, err error) {
 	w.t.Helper()
 	require.NoError(w.t, err)
-	_, _, err = queue.Enqueue(w.ctx, w.client, task, opts...)
+	_, _, err = queue.Enqueue(w.ctx, w.client, task)
 	require.NoError(w.t, err)
 }
 
@@ -132,7 +132,7 @@ func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
 	// Two manual scans and two manual fan-outs (fresh task ids each): every
 	// email still goes out once.
 	for range 2 {
-		w.enqueue(tasks.NewOverdueScan(0, time.Time{}))
+		w.enqueue(tasks.NewOverdueScan(tasks.OverdueScanPayload{}))
 		w.enqueue(tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: "2026-W47"}))
 	}
 	require.Eventually(t, func() bool { return len(fake.requests()) >= 9 && w.drained() }, 30*time.Second, 50*time.Millisecond,

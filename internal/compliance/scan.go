@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
@@ -28,8 +29,8 @@ type ScanResult struct {
 // the active-alert uniqueness makes a second scan open nothing, and each
 // email's key (overdue/<alert>/<user>) makes it go out once.
 func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
-	var p tasks.OverdueScanPayload
-	if err := decode(t, &p); err != nil {
+	p, err := tasks.Payload[tasks.OverdueScanPayload](t)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
@@ -54,25 +55,28 @@ type scanRange struct{ after, through int64 }
 // ScanBatch ids, ScanWorkers pages at a time. For each page, one statement
 // resolves the alerts of equipment cleaned or deactivated since, and one opens
 // the alerts of the newly overdue and returns the emails owed on the page.
-// Those go to a pool of EnqueueWorkers shared by all pages, so the next pages'
-// statements run while emails are enqueued; once the last email of a page is
-// enqueued, its alerts are marked notified. An alert opened by a scan that
-// stopped before that stays unnotified, so the next scan enqueues its emails;
+// Those go to EnqueueWorkers goroutines shared by all pages, so the next
+// pages' statements run while emails are enqueued; once the last email of a
+// page is enqueued, its alerts are marked notified. The first error stops
+// both: no new page or email starts, and Scan returns it (an email's error
+// before a page's). An alert opened by a scan that stopped before its emails
+// were all enqueued stays unnotified, so the next scan enqueues its emails;
 // their keys keep every email single.
 func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error) {
 	now := s.now()
 	cutoff := now.Add(-s.opt.Grace)
 	var mu sync.Mutex
 	var r ScanResult
-	emails := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, job emailJob) error {
-		return s.enqueueOverdue(ctx, job, now)
-	})
-	pages := newPool(ctx, s.opt.ScanWorkers, func(ctx context.Context, pg scanRange) error {
-		resolved, err := s.store.ResolveOverdueAlerts(ctx, accountID, pg.after, pg.through, cutoff, now)
+	emails, ectx := errgroup.WithContext(ctx)
+	emails.SetLimit(s.opt.EnqueueWorkers)
+	pages, pctx := errgroup.WithContext(ctx)
+	pages.SetLimit(s.opt.ScanWorkers)
+	scanPage := func(pg scanRange) error {
+		resolved, err := s.store.ResolveOverdueAlerts(pctx, accountID, pg.after, pg.through, cutoff, now)
 		if err != nil {
 			return err
 		}
-		notices, err := s.store.OpenOverdueAlerts(ctx, accountID, pg.after, pg.through, cutoff, now)
+		notices, err := s.store.OpenOverdueAlerts(pctx, accountID, pg.after, pg.through, cutoff, now)
 		if err != nil {
 			return err
 		}
@@ -94,29 +98,30 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 		r.Emails += len(notices)
 		mu.Unlock()
 		for _, n := range notices {
-			if err := emails.submit(emailJob{notice: n, page: page}); err != nil {
-				return err
+			if err := ectx.Err(); err != nil {
+				return err // an email failed: the page's alerts stay unnotified
 			}
+			job := emailJob{notice: n, page: page}
+			emails.Go(func() error { return s.enqueueOverdue(ectx, job, now) })
 		}
 		return nil
-	})
+	}
 	var after int64
 	var err error
-	for {
+	for pctx.Err() == nil {
 		var hi int64
 		hi, err = s.store.NextEquipmentBound(ctx, accountID, after, s.opt.ScanBatch)
 		if err != nil || hi == 0 {
 			break
 		}
-		if err = pages.submit(scanRange{after: after, through: hi}); err != nil {
-			break
-		}
+		pg := scanRange{after: after, through: hi}
+		pages.Go(func() error { return scanPage(pg) })
 		after = hi
 	}
-	if werr := pages.wait(); werr != nil && err == nil {
+	if werr := pages.Wait(); werr != nil && err == nil {
 		err = werr
 	}
-	if werr := emails.wait(); werr != nil {
+	if werr := emails.Wait(); werr != nil {
 		err = werr
 	}
 	mu.Lock()
@@ -124,7 +129,7 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 	return r, err
 }
 
-// pageEmails follows one page's emails through the shared enqueue pool.
+// pageEmails follows one page's emails through the shared enqueue goroutines.
 type pageEmails struct {
 	alertIDs []int64
 	pending  atomic.Int64 // emails not enqueued yet
@@ -160,7 +165,7 @@ func (s *Service) enqueueOverdue(ctx context.Context, job emailJob, now time.Tim
 // overdueData is the overdue-alert email's full context.
 func (s *Service) overdueData(n postgres.AlertNotice, now time.Time) email.OverdueAlertData {
 	d := email.OverdueAlertData{
-		UserName:          userName(n.FirstName, n.LastName, n.Email),
+		UserName:          email.DisplayName(n.FirstName, n.LastName),
 		AccountName:       n.AccountName,
 		EquipmentName:     n.EquipmentName,
 		SerialNumber:      n.SerialNumber,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
@@ -48,8 +49,8 @@ func ISOWeek(t time.Time) string {
 // report is not sent yet. Task ids (account and week) and the recorded rows
 // make a repeated fan-out harmless.
 func (s *Service) HandleWeeklySummary(ctx context.Context, t *asynq.Task) error {
-	var p tasks.WeeklySummaryPayload
-	if err := decode(t, &p); err != nil {
+	p, err := tasks.Payload[tasks.WeeklySummaryPayload](t)
+	if err != nil {
 		return err
 	}
 	week := postgres.WeekSpec{Ref: p.Slot}
@@ -117,14 +118,17 @@ func (s *Service) recordPage(ctx context.Context, ids []int64, week postgres.Wee
 // of onlyAccount), a page at a time, and enqueues the per-account tasks.
 func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.WeekSpec) (FanOutResult, error) {
 	var r FanOutResult
-	p := newPool(ctx, s.opt.EnqueueWorkers, func(ctx context.Context, rep postgres.PendingReport) error {
-		task, opts, err := tasks.NewWeeklySummaryAccount(rep.AccountID, rep.ISOWeek)
+	// EnqueueWorkers enqueues at once; the first failure stops the fan-out.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opt.EnqueueWorkers)
+	enqueue := func(rep postgres.PendingReport) error {
+		task, err := tasks.NewWeeklySummaryAccount(tasks.WeeklySummaryAccountPayload{AccountID: rep.AccountID, Week: rep.ISOWeek})
 		if err != nil {
 			return err
 		}
-		_, _, err = queue.Enqueue(ctx, s.enq, task, opts...)
+		_, _, err = queue.Enqueue(gctx, s.enq, task)
 		return err
-	})
+	}
 	var after int64
 	var pageErr error
 	for pageErr == nil {
@@ -142,13 +146,14 @@ func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.W
 				r.AlreadySent++
 				continue
 			}
-			if pageErr = p.submit(rep); pageErr != nil {
+			if pageErr = gctx.Err(); pageErr != nil {
 				break
 			}
+			g.Go(func() error { return enqueue(rep) })
 			r.Enqueued++
 		}
 	}
-	if err := p.wait(); err != nil {
+	if err := g.Wait(); err != nil {
 		return r, err
 	}
 	return r, pageErr
@@ -161,8 +166,8 @@ func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.W
 // before that re-enqueues the same emails under the same keys
 // (weekly/<account>/<week>/<user>), which send once.
 func (s *Service) HandleWeeklySummaryAccount(ctx context.Context, t *asynq.Task) error {
-	var p tasks.WeeklySummaryAccountPayload
-	if err := decode(t, &p); err != nil {
+	p, err := tasks.Payload[tasks.WeeklySummaryAccountPayload](t)
+	if err != nil {
 		return err
 	}
 	n, err := s.SendWeeklyReport(ctx, p.AccountID, p.Week)
@@ -227,7 +232,7 @@ func (s *Service) SendWeeklyReport(ctx context.Context, accountID int64, week st
 func (s *Service) weeklyData(acc postgres.ReportAccount, rep postgres.WeeklyReport, u postgres.Recipient) email.WeeklySummaryData {
 	f := rep.Figures
 	d := email.WeeklySummaryData{
-		UserName:           userName(u.FirstName, u.LastName, u.Email),
+		UserName:           email.DisplayName(u.FirstName, u.LastName),
 		AccountName:        acc.Name,
 		StartDate:          rep.PeriodStart,
 		EndDate:            rep.PeriodEnd,

@@ -4,7 +4,10 @@
 // sending in the worker.
 package email
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Template names, as files under templates/emails/ (without extension).
 const (
@@ -13,6 +16,14 @@ const (
 	TemplatePaymentFailed = "payment_failed"
 	TemplateWeeklySummary = "weekly_compliance_summary"
 )
+
+// DisplayName is the name an email greets a person by (the UserName of every
+// template's data): first and last name, or whichever of them exists, and ""
+// when there is none, so the template says "Hello," rather than greeting an
+// email address.
+func DisplayName(first, last string) string {
+	return strings.TrimSpace(strings.TrimSpace(first) + " " + strings.TrimSpace(last))
+}
 
 // WelcomeData is the context of the welcome email, sent on a subscription's
 // first customer.subscription.created.

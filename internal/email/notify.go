@@ -39,7 +39,7 @@ func (n *Notifier) SubscriptionCreated(ctx context.Context, accountID int64, sub
 		return fmt.Errorf("welcome email: %w", err)
 	}
 	data := WelcomeData{
-		UserName:     displayName(w.OwnerFirstName, w.OwnerLastName),
+		UserName:     DisplayName(w.OwnerFirstName, w.OwnerLastName),
 		AccountName:  w.AccountName,
 		PlanName:     w.PlanName,
 		MaxLocations: w.MaxLocations,
@@ -101,7 +101,7 @@ func (n *Notifier) PaymentFailed(ctx context.Context, accountID int64, invoiceID
 		data.NextAttempt = &next
 	}
 	for _, c := range contacts {
-		data.UserName = displayName(c.FirstName, c.LastName)
+		data.UserName = DisplayName(c.FirstName, c.LastName)
 		key := PaymentFailedKey(invoiceID, attemptCount, c.Email)
 		if _, err := n.svc.SendPaymentFailedEmail(ctx, c.Email, data, key); err != nil {
 			return fmt.Errorf("payment failed email for account %d: %w", accountID, err)
@@ -117,8 +117,4 @@ func WelcomeKey(subscriptionID string) string { return "welcome/" + subscription
 // invoice attempt to one recipient.
 func PaymentFailedKey(invoiceID string, attempt int, to string) string {
 	return fmt.Sprintf("payment_failed/%s/%d/%s", invoiceID, attempt, strings.ToLower(to))
-}
-
-func displayName(first, last string) string {
-	return strings.TrimSpace(first + " " + last)
 }

@@ -29,12 +29,12 @@ func outboxName(now time.Time, key string) string {
 // writeOutbox writes msg as <name>.html and <name>.txt (headers, then the
 // plain text) in the outbox directory and marks the row outbox.
 func (s *Sender) writeOutbox(ctx context.Context, d postgres.EmailDelivery, p tasks.EmailSendPayload, msg Message, res Result) (Result, error) {
-	if err := os.MkdirAll(s.cfg.OutboxDir, 0o755); err != nil {
+	if err := os.MkdirAll(s.opt.OutboxDir, 0o755); err != nil {
 		return res, fmt.Errorf("email outbox: %w", err)
 	}
-	base := filepath.Join(s.cfg.OutboxDir, outboxName(time.Now(), p.Key))
+	base := filepath.Join(s.opt.OutboxDir, outboxName(time.Now(), p.Key))
 	head := fmt.Sprintf("From: %s\nTo: %s\nSubject: %s\nIdempotency-Key: %s\nTemplate: %s\n\n",
-		s.cfg.From, p.To, msg.Subject, p.Key, p.Template)
+		s.opt.From, p.To, msg.Subject, p.Key, p.Template)
 	if err := os.WriteFile(base+".txt", []byte(head+msg.Text), 0o644); err != nil {
 		return res, fmt.Errorf("email outbox: %w", err)
 	}

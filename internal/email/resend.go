@@ -117,8 +117,12 @@ const (
 	monthlyQuotaDelay = 6 * time.Hour
 )
 
-// classify sorts a failed send into its failure class and, for the rate
-// limited ones, the delay before the next try. DESIGN.md lists the classes.
+// classify sorts a failed send into its failure class (the failureClass
+// constants above say which answers fall in each and how each is handled)
+// and, for a 429, the delay before the next try: Resend's Retry-After, or a
+// second without one; at least an hour for the daily quota and six hours for
+// the monthly one, which Resend also answers with 429 and tells apart only in
+// its message.
 func classify(resp apiResponse, err error) (failureClass, time.Duration) {
 	var rl *resend.RateLimitError
 	if errors.As(err, &rl) || resp.status == http.StatusTooManyRequests {

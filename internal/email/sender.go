@@ -14,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/resend/resend-go/v2"
 
-	"github.com/cleantrack/jobs/internal/config"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
@@ -34,8 +33,17 @@ const (
 // rateLimitKey is the Redis key of the sending rate shared by every worker.
 const rateLimitKey = "cleantrack:email:resend_rate"
 
-// SenderConfig configures a Sender.
-type SenderConfig struct {
+// Defaults for Options left empty.
+const (
+	DefaultFrom          = "CleanTrack <notifications@cleantrack.local>"
+	DefaultOutboxDir     = "./tmp/outbox"
+	DefaultRatePerSecond = 2
+	DefaultMaxRateWait   = 2 * time.Second
+	DefaultHTTPTimeout   = 30 * time.Second
+)
+
+// Options configure a Sender; zero fields take their defaults.
+type Options struct {
 	// APIKey is Resend's API key. Empty selects the dev outbox: emails are
 	// written to OutboxDir instead of sent.
 	APIKey string
@@ -48,27 +56,17 @@ type SenderConfig struct {
 	RatePerSecond int
 	// MaxRateWait is how long a send may wait in the worker for its turn
 	// under the shared rate before it hands the task back to the queue
-	// (rate limited, not counted as a failure). Default 2s.
+	// (rate limited, not counted as a failure).
 	MaxRateWait time.Duration
-	// HTTPTimeout bounds one call to Resend. Default 30s.
+	// HTTPTimeout bounds one call to Resend.
 	HTTPTimeout time.Duration
-}
-
-// SenderConfigFrom takes the email settings from the process configuration.
-func SenderConfigFrom(cfg config.Config) SenderConfig {
-	return SenderConfig{
-		APIKey:        cfg.ResendAPIKey,
-		BaseURL:       cfg.ResendBaseURL,
-		From:          cfg.DefaultFromEmail,
-		OutboxDir:     cfg.EmailOutboxDir,
-		RatePerSecond: cfg.EmailRatePerSecond,
-	}
 }
 
 // Sender is the email:send handler: it renders a logical email and delivers
 // it at most once, through Resend or, without an API key, to the dev outbox.
+// Build it with New.
 type Sender struct {
-	cfg      SenderConfig
+	opt      Options
 	store    *postgres.Store
 	renderer *Renderer
 	client   *resend.Client // nil in outbox mode
@@ -76,31 +74,32 @@ type Sender struct {
 	log      *slog.Logger
 }
 
-// NewSender builds a Sender. rdb carries the shared rate limiter; nil
-// disables it (tests and the outbox do not need one).
-func NewSender(cfg SenderConfig, store *postgres.Store, rdb redis.UniversalClient, log *slog.Logger) (*Sender, error) {
-	if cfg.MaxRateWait == 0 {
-		cfg.MaxRateWait = 2 * time.Second
+// New builds a Sender. rdb carries the shared rate limiter; nil disables it
+// (tests and the outbox do not need one). It fails when the templates do not
+// parse or BaseURL is not a URL.
+func New(store *postgres.Store, rdb redis.UniversalClient, log *slog.Logger, opt Options) (*Sender, error) {
+	if opt.MaxRateWait == 0 {
+		opt.MaxRateWait = DefaultMaxRateWait
 	}
-	if cfg.HTTPTimeout == 0 {
-		cfg.HTTPTimeout = 30 * time.Second
+	if opt.HTTPTimeout == 0 {
+		opt.HTTPTimeout = DefaultHTTPTimeout
 	}
-	if cfg.RatePerSecond <= 0 {
-		cfg.RatePerSecond = 2
+	if opt.RatePerSecond <= 0 {
+		opt.RatePerSecond = DefaultRatePerSecond
 	}
-	if cfg.OutboxDir == "" {
-		cfg.OutboxDir = config.DefaultOutboxDir
+	if opt.OutboxDir == "" {
+		opt.OutboxDir = DefaultOutboxDir
 	}
-	if cfg.From == "" {
-		cfg.From = config.DefaultFromEmail
+	if opt.From == "" {
+		opt.From = DefaultFrom
 	}
 	r, err := NewRenderer()
 	if err != nil {
 		return nil, err
 	}
-	s := &Sender{cfg: cfg, store: store, renderer: r, log: log}
-	if cfg.APIKey != "" {
-		if s.client, err = newResendClient(cfg.APIKey, cfg.BaseURL, cfg.HTTPTimeout); err != nil {
+	s := &Sender{opt: opt, store: store, renderer: r, log: log}
+	if opt.APIKey != "" {
+		if s.client, err = newResendClient(opt.APIKey, opt.BaseURL, opt.HTTPTimeout); err != nil {
 			return nil, err
 		}
 	}
@@ -108,6 +107,11 @@ func NewSender(cfg SenderConfig, store *postgres.Store, rdb redis.UniversalClien
 		s.limiter = redis_rate.NewLimiter(rdb)
 	}
 	return s, nil
+}
+
+// Register adds the email:send handler to mux.
+func (s *Sender) Register(mux *asynq.ServeMux) {
+	mux.Handle(tasks.TypeEmailSend, s)
 }
 
 // Outbox reports whether the Sender writes to the dev outbox instead of
@@ -125,16 +129,16 @@ type Result struct {
 	AlreadyDone bool
 }
 
-// ProcessTask handles email:send. A malformed payload, a template that does
+// ProcessTask handles email:send (Sender is an asynq.Handler). A malformed payload, a template that does
 // not render and a request Resend refuses archive at once (SkipRetry); a rate
 // limit retries later without counting a failure; anything else retries with
 // backoff. On the last retry the delivery row is marked failed.
 func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var p tasks.EmailSendPayload
-	if err := tasks.Decode(t.Type(), t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := tasks.Payload[tasks.EmailSendPayload](t)
+	if err != nil {
+		return err
 	}
-	_, err := s.Deliver(ctx, p, lastAttempt(ctx))
+	_, err = s.Deliver(ctx, p, lastAttempt(ctx))
 	return err
 }
 
@@ -225,7 +229,7 @@ func (s *Sender) send(ctx context.Context, d postgres.EmailDelivery, p tasks.Ema
 	}
 
 	req := &resend.SendEmailRequest{
-		From:    s.cfg.From,
+		From:    s.opt.From,
 		To:      []string{p.To},
 		Subject: msg.Subject,
 		Html:    msg.HTML,
@@ -286,8 +290,8 @@ func (s *Sender) waitTurn(ctx context.Context) error {
 	if s.limiter == nil {
 		return nil
 	}
-	limit := redis_rate.PerSecond(s.cfg.RatePerSecond)
-	deadline := time.Now().Add(s.cfg.MaxRateWait)
+	limit := redis_rate.PerSecond(s.opt.RatePerSecond)
+	deadline := time.Now().Add(s.opt.MaxRateWait)
 	for {
 		r, err := s.limiter.Allow(ctx, rateLimitKey, limit)
 		if err != nil {
@@ -299,7 +303,7 @@ func (s *Sender) waitTurn(ctx context.Context) error {
 		if time.Now().Add(r.RetryAfter).After(deadline) {
 			jitter := time.Duration(rand.Int64N(int64(time.Second)))
 			return queue.RateLimited(r.RetryAfter+jitter,
-				fmt.Errorf("email rate limit of %d per second reached", s.cfg.RatePerSecond))
+				fmt.Errorf("email rate limit of %d per second reached", s.opt.RatePerSecond))
 		}
 		timer := time.NewTimer(r.RetryAfter)
 		select {

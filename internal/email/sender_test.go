@@ -33,23 +33,23 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 
 // newTestSender builds a Sender against fake (nil: outbox mode) on a fresh
 // database.
-func newTestSender(t *testing.T, fake *fakeResend, rdb redis.UniversalClient, mods ...func(*SenderConfig)) (*Sender, *postgres.Store) {
+func newTestSender(t *testing.T, fake *fakeResend, rdb redis.UniversalClient, mods ...func(*Options)) (*Sender, *postgres.Store) {
 	t.Helper()
 	store, _ := pgtest.NewStore(t)
 	return newSenderOn(t, store, fake, rdb, mods...), store
 }
 
 // newSenderOn builds a Sender on an existing store.
-func newSenderOn(t *testing.T, store *postgres.Store, fake *fakeResend, rdb redis.UniversalClient, mods ...func(*SenderConfig)) *Sender {
+func newSenderOn(t *testing.T, store *postgres.Store, fake *fakeResend, rdb redis.UniversalClient, mods ...func(*Options)) *Sender {
 	t.Helper()
-	cfg := SenderConfig{From: testFrom, OutboxDir: t.TempDir(), RatePerSecond: 100}
+	cfg := Options{From: testFrom, OutboxDir: t.TempDir(), RatePerSecond: 100}
 	if fake != nil {
 		cfg.APIKey, cfg.BaseURL = "re_test_key", fake.URL()
 	}
 	for _, m := range mods {
 		m(&cfg)
 	}
-	s, err := NewSender(cfg, store, rdb, discardLog())
+	s, err := New(store, rdb, discardLog(), cfg)
 	require.NoError(t, err)
 	return s
 }
@@ -105,7 +105,7 @@ func TestDeliverSendsOnce(t *testing.T) {
 
 func TestDeliverBaseURLWithPathPrefix(t *testing.T) {
 	fake := newFakeResend(t)
-	s, _ := newTestSender(t, fake, nil, func(c *SenderConfig) { c.BaseURL = fake.srv.URL + "/resend" })
+	s, _ := newTestSender(t, fake, nil, func(c *Options) { c.BaseURL = fake.srv.URL + "/resend" })
 	_, err := s.Deliver(context.Background(), welcomePayload(t, "welcome/sub_prefix", "a@example.com"), false)
 	require.NoError(t, err)
 	require.Equal(t, 1, fake.Count())
@@ -268,7 +268,7 @@ func TestDeliverKeyReusedForAnotherEmail(t *testing.T) {
 func TestDeliverSharedRateLimit(t *testing.T) {
 	rdb, _ := redistest.NewClient(t)
 	fake := newFakeResend(t)
-	slow := func(c *SenderConfig) { c.RatePerSecond, c.MaxRateWait = 1, time.Millisecond }
+	slow := func(c *Options) { c.RatePerSecond, c.MaxRateWait = 1, time.Millisecond }
 	// Two senders stand for two worker processes sharing one Redis.
 	a, _ := newTestSender(t, fake, rdb, slow)
 	b, store := newTestSender(t, fake, rdb, slow)
@@ -291,7 +291,7 @@ func TestDeliverSharedRateLimit(t *testing.T) {
 func TestDeliverWaitsBrieflyForItsTurn(t *testing.T) {
 	rdb, _ := redistest.NewClient(t)
 	fake := newFakeResend(t)
-	s, _ := newTestSender(t, fake, rdb, func(c *SenderConfig) { c.RatePerSecond, c.MaxRateWait = 1, 5*time.Second })
+	s, _ := newTestSender(t, fake, rdb, func(c *Options) { c.RatePerSecond, c.MaxRateWait = 1, 5*time.Second })
 	ctx := context.Background()
 	for _, k := range []string{"k/1", "k/2"} {
 		_, err := s.Deliver(ctx, welcomePayload(t, k, "a@example.com"), false)

@@ -39,11 +39,11 @@ func (s *Service) SendTemplateEmail(ctx context.Context, to, template string, da
 	if err != nil {
 		return "", fmt.Errorf("send %s: encode data: %w", template, err)
 	}
-	task, opts, err := tasks.NewEmailSend(tasks.EmailSendPayload{Key: key, Template: template, To: addr.Address, Data: raw})
+	task, err := tasks.NewEmailSend(tasks.EmailSendPayload{Key: key, Template: template, To: addr.Address, Data: raw})
 	if err != nil {
 		return "", err
 	}
-	if _, _, err := queue.Enqueue(ctx, s.enq, task, opts...); err != nil {
+	if _, _, err := queue.Enqueue(ctx, s.enq, task); err != nil {
 		return "", fmt.Errorf("send %s %s: %w", template, key, err)
 	}
 	return key, nil

@@ -109,9 +109,9 @@ func TestWorkerRateLimitDoesNotBurnRetries(t *testing.T) {
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 
-	task, opts, err := tasks.NewEmailSend(welcomePayload(t, "welcome/sub_429", "owner@example.com"))
+	task, err := tasks.NewEmailSend(welcomePayload(t, "welcome/sub_429", "owner@example.com"))
 	require.NoError(t, err)
-	_, _, err = queue.Enqueue(context.Background(), w.client, task, append(opts, asynq.MaxRetry(1))...)
+	_, _, err = queue.Enqueue(context.Background(), w.client, task, asynq.MaxRetry(1))
 	require.NoError(t, err)
 
 	waitStatus(t, store, "welcome/sub_429", postgres.EmailSent)
@@ -142,9 +142,9 @@ func TestWorkerRetriesExhaustedMarksFailed(t *testing.T) {
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 
-	task, opts, err := tasks.NewEmailSend(welcomePayload(t, "welcome/sub_500", "owner@example.com"))
+	task, err := tasks.NewEmailSend(welcomePayload(t, "welcome/sub_500", "owner@example.com"))
 	require.NoError(t, err)
-	_, _, err = queue.Enqueue(context.Background(), w.client, task, append(opts, asynq.MaxRetry(1))...)
+	_, _, err = queue.Enqueue(context.Background(), w.client, task, asynq.MaxRetry(1))
 	require.NoError(t, err)
 
 	w.taskInfo(t, "welcome/sub_500", asynq.TaskStateArchived)

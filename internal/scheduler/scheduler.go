@@ -14,7 +14,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/robfig/cron/v3"
 
-	"github.com/cleantrack/jobs/internal/config"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
@@ -34,19 +33,31 @@ type Entry struct {
 	Spec string
 	// Task builds the task for one slot; its TaskID must be derived from the
 	// slot (tasks.SlotTaskID).
-	Task func(slot time.Time) (*asynq.Task, []asynq.Option, error)
+	Task func(slot time.Time) (*asynq.Task, error)
 
 	schedule cron.Schedule
 }
 
-// Entries lists CleanTrack's periodic jobs with their specs from cfg.
-func Entries(cfg config.Config) []Entry {
+// Specs are the cron specs of CleanTrack's periodic jobs, in the standard
+// five-field form ("*/15 * * * *"). Each comes from the variable named in
+// its comment.
+type Specs struct {
+	InboxRedrive  string // INBOX_REDRIVE_CRON
+	OverdueScan   string // OVERDUE_SCAN_CRON
+	WeeklySummary string // WEEKLY_SUMMARY_CRON
+}
+
+// Entries lists CleanTrack's periodic jobs with their specs. Parse (or
+// Start) validates the specs.
+func Entries(specs Specs) []Entry {
 	return []Entry{
-		{Name: "inbox-redrive", Env: "INBOX_REDRIVE_CRON", Spec: cfg.InboxRedriveCron, Task: tasks.NewInboxRedrive},
-		{Name: "overdue-scan", Env: "OVERDUE_SCAN_CRON", Spec: cfg.OverdueScanCron, Task: func(slot time.Time) (*asynq.Task, []asynq.Option, error) {
-			return tasks.NewOverdueScan(0, slot)
+		{Name: "inbox-redrive", Env: "INBOX_REDRIVE_CRON", Spec: specs.InboxRedrive, Task: func(slot time.Time) (*asynq.Task, error) {
+			return tasks.NewInboxRedrive(tasks.InboxRedrivePayload{Slot: slot})
 		}},
-		{Name: "weekly-summary", Env: "WEEKLY_SUMMARY_CRON", Spec: cfg.WeeklySummaryCron, Task: func(slot time.Time) (*asynq.Task, []asynq.Option, error) {
+		{Name: "overdue-scan", Env: "OVERDUE_SCAN_CRON", Spec: specs.OverdueScan, Task: func(slot time.Time) (*asynq.Task, error) {
+			return tasks.NewOverdueScan(tasks.OverdueScanPayload{Slot: slot})
+		}},
+		{Name: "weekly-summary", Env: "WEEKLY_SUMMARY_CRON", Spec: specs.WeeklySummary, Task: func(slot time.Time) (*asynq.Task, error) {
 			return tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Slot: slot})
 		}},
 	}
@@ -135,12 +146,13 @@ func (s *Scheduler) Stop() {
 // raised above the entry's interval so that the slot's TaskID stays taken
 // until the next slot: a late or second scheduler then finds it taken.
 func (s *Scheduler) Fire(ctx context.Context, e Entry, slot time.Time) string {
-	task, opts, err := e.Task(slot)
+	task, err := e.Task(slot)
 	outcome := Enqueued
 	var id string
 	if err == nil {
+		var opts []asynq.Option
 		if e.schedule != nil {
-			opts = append(opts, retentionFor(e.schedule, slot, opts))
+			opts = append(opts, retentionFor(e.schedule, slot, task.Type()))
 		}
 		var info *asynq.TaskInfo
 		var dup bool
@@ -174,19 +186,11 @@ func (s *Scheduler) Fire(ctx context.Context, e Entry, slot time.Time) string {
 }
 
 // retentionFor keeps a slot's task id for at least two intervals of its
-// schedule, and never less than the task's own retention.
-func retentionFor(sched cron.Schedule, slot time.Time, opts []asynq.Option) asynq.Option {
+// schedule, and never less than the retention tasks.Types gives its type.
+func retentionFor(sched cron.Schedule, slot time.Time, taskType string) asynq.Option {
 	next := sched.Next(slot)
 	interval := sched.Next(next).Sub(next)
-	r := 2 * interval
-	for _, o := range opts {
-		if o.Type() == asynq.RetentionOpt {
-			if d, ok := o.Value().(time.Duration); ok && d > r {
-				r = d
-			}
-		}
-	}
-	return asynq.Retention(r)
+	return asynq.Retention(max(2*interval, tasks.Types[taskType].Retention))
 }
 
 // PrevSlot is the latest activation time of sched at or before now, looking

@@ -31,11 +31,13 @@ func newQueue(t *testing.T) (*asynq.Client, *asynq.Inspector) {
 	return c, i
 }
 
-func defaultConfig(t *testing.T) config.Config {
-	t.Helper()
-	cfg, err := config.Load(func(string) string { return "" })
-	require.NoError(t, err)
-	return cfg
+// defaultSpecs are the specs of the configuration's defaults.
+func defaultSpecs() scheduler.Specs {
+	return scheduler.Specs{
+		InboxRedrive:  config.DefaultRedriveCron,
+		OverdueScan:   config.DefaultOverdueScanCron,
+		WeeklySummary: config.DefaultWeeklyCron,
+	}
 }
 
 func allTasks(t *testing.T, insp *asynq.Inspector, q string) []*asynq.TaskInfo {
@@ -73,8 +75,8 @@ func TestPrevSlot(t *testing.T) {
 }
 
 func TestBadSpecNamesTheVariable(t *testing.T) {
-	cfg := defaultConfig(t)
-	cfg.WeeklySummaryCron = "every monday"
+	cfg := defaultSpecs()
+	cfg.WeeklySummary = "every monday"
 	client, _ := newQueue(t)
 	s := &scheduler.Scheduler{Entries: scheduler.Entries(cfg), Queue: client, Log: slog.Default()}
 	err := s.Start(context.Background())
@@ -85,7 +87,7 @@ func TestBadSpecNamesTheVariable(t *testing.T) {
 // Two schedulers starting together, then both firing the same slots, enqueue
 // each slot once.
 func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
-	cfg := defaultConfig(t)
+	cfg := defaultSpecs()
 	client, insp := newQueue(t)
 	var logs bytes.Buffer
 	var mu sync.Mutex
@@ -146,7 +148,7 @@ func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 // A scheduler that was down across a slot catches it up once at start; a
 // restart afterwards does not enqueue it again.
 func TestMissedSlotCaughtUpOnce(t *testing.T) {
-	cfg := defaultConfig(t)
+	cfg := defaultSpecs()
 	client, insp := newQueue(t)
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC) // Tuesday: Monday 06:00 was missed
 	start := func() {
@@ -170,9 +172,9 @@ func TestMissedSlotCaughtUpOnce(t *testing.T) {
 func TestStartEnqueuesCurrentSlot(t *testing.T) {
 	client, insp := newQueue(t)
 	fired := make(chan time.Time, 10)
-	e := scheduler.Entry{Name: "probe", Env: "PROBE_CRON", Spec: "* * * * *", Task: func(slot time.Time) (*asynq.Task, []asynq.Option, error) {
+	e := scheduler.Entry{Name: "probe", Env: "PROBE_CRON", Spec: "* * * * *", Task: func(slot time.Time) (*asynq.Task, error) {
 		fired <- slot
-		return asynq.NewTask("probe", nil), []asynq.Option{asynq.TaskID(tasks.SlotTaskID("probe", slot))}, nil
+		return asynq.NewTask("probe", nil, asynq.TaskID(tasks.SlotTaskID("probe", slot))), nil
 	}}
 	s := &scheduler.Scheduler{Entries: []scheduler.Entry{e}, Queue: client, Log: slog.Default()}
 	require.NoError(t, s.Start(context.Background()))

@@ -14,7 +14,6 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
-	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
@@ -32,7 +31,7 @@ const (
 )
 
 // stripeWebhook verifies, records and enqueues one Stripe event of a type the
-// worker applies (billing.EventTypes); others are acknowledged and dropped, so
+// worker applies (tasks.StripeEventTypes); others are acknowledged and dropped, so
 // Stripe stops retrying them.
 func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
@@ -121,7 +120,7 @@ func (s *Server) intake(r *http.Request) intakeResult {
 		return rejected(http.StatusBadRequest, msg)
 	}
 	res := intakeResult{eventID: event.ID, eventType: string(event.Type)}
-	if !slices.Contains(billing.EventTypes, res.eventType) {
+	if !slices.Contains(tasks.StripeEventTypes, res.eventType) {
 		res.status, res.outcome = http.StatusOK, metrics.OutcomeIgnored
 		res.body = map[string]any{"received": true, "ignored": true}
 		return res
@@ -150,10 +149,10 @@ func (s *Server) intake(r *http.Request) intakeResult {
 
 	// Enqueue even for a duplicate: the first delivery may have been recorded
 	// while Redis was down. The TaskID keeps a queued event from doubling.
-	task, opts, err := tasks.NewStripeEvent(event.ID, res.eventType)
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: event.ID, Type: res.eventType})
 	if err == nil {
 		ectx, ecancel := context.WithTimeout(r.Context(), enqueueTimeout)
-		_, _, err = queue.Enqueue(ectx, s.Queue, task, opts...)
+		_, _, err = queue.Enqueue(ectx, s.Queue, task)
 		ecancel()
 	}
 	if err != nil {

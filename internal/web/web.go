@@ -4,12 +4,12 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/cleantrack/jobs/internal/health"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 )
@@ -25,8 +25,9 @@ type Server struct {
 	// StripeTolerance bounds how old, or how far in the future, a signature's
 	// timestamp may be.
 	StripeTolerance time.Duration
-	// Ready reports whether PostgreSQL and Redis answer; /readyz serves it.
-	Ready func(ctx context.Context) error
+	// Ready reports whether PostgreSQL and Redis answer; /readyz serves it
+	// (health.Ready: the reason is logged, never shown).
+	Ready health.Check
 	// Resend, when set, serves POST /webhooks/resend/.
 	Resend http.Handler
 	Log    *slog.Logger
@@ -44,8 +45,8 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/webhooks/resend/", s.Resend)
 		mux.Handle("/webhooks/resend", s.Resend)
 	}
-	mux.HandleFunc("GET /healthz", Healthz)
-	mux.Handle("GET /readyz", Readyz(s.Ready))
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.Handle("GET /readyz", health.Ready(s.Ready, s.Log))
 	return mux
 }
 
@@ -54,29 +55,6 @@ func (s *Server) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
-}
-
-// Healthz answers 200 while the process is up.
-func Healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// Readyz answers 200 when ready reports no error within two seconds, and 503
-// naming the failing dependency otherwise.
-func Readyz(ready func(ctx context.Context) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ready == nil {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,6 +1,6 @@
 //go:build bench
 
-package postgres
+package bench
 
 import (
 	"context"
@@ -9,10 +9,16 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/cleantrack/jobs/internal/postgres"
 )
 
-// ComplianceBenchShape is the size of the compliance benchmark's data set.
-type ComplianceBenchShape struct {
+// The compliance benchmark's own SQL: loading its data set and the bare
+// statements it measures the product's queries against. It lives here, not
+// in the product store, because nothing but the benchmark runs it.
+
+// ComplianceDataShape is the size of the compliance benchmark's data set.
+type ComplianceDataShape struct {
 	Accounts          int // each with one owner, two locations and a protocol
 	EquipmentPerAcct  int
 	CleaningsPerEquip int
@@ -22,11 +28,11 @@ type ComplianceBenchShape struct {
 	LateEveryNth      int // every Nth cleans at 52 h gaps instead of 40 h
 }
 
-// BuildComplianceBench fills an empty, migrated database with the benchmark
+// buildComplianceData fills an empty, migrated database with the benchmark
 // data set in a handful of generate_series statements, relative to now. FK
 // triggers are off while loading (the rows are consistent by construction);
 // the indexes are those of the migrations. Statistics are refreshed at the end.
-func (s *Store) BuildComplianceBench(ctx context.Context, sh ComplianceBenchShape, now time.Time) error {
+func buildComplianceData(ctx context.Context, db *sqlx.DB, sh ComplianceDataShape, now time.Time) error {
 	const (
 		qUsers = `
 INSERT INTO users (id, email, first_name, last_name)
@@ -65,7 +71,7 @@ SELECT setval('users_id_seq', $1), setval('accounts_id_seq', $1), setval('locati
        setval('cleaning_protocols_id_seq', $1), setval('equipment_id_seq', $2)`
 	)
 	equipment := int64(sh.Accounts) * int64(sh.EquipmentPerAcct)
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, db, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
 			return fmt.Errorf("disable FK triggers (needs a superuser): %w", err)
 		}
@@ -92,27 +98,27 @@ SELECT setval('users_id_seq', $1), setval('accounts_id_seq', $1), setval('locati
 	if err != nil {
 		return fmt.Errorf("build compliance bench data: %w", err)
 	}
-	if _, err := s.DB.ExecContext(ctx, `VACUUM ANALYZE`); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 	return nil
 }
 
-// ResetComplianceBench removes what a scan or a fan-out wrote, so the next
+// resetComplianceData removes what a scan or a fan-out wrote, so the next
 // run starts from the same state.
-func (s *Store) ResetComplianceBench(ctx context.Context) error {
-	if _, err := s.DB.ExecContext(ctx, `TRUNCATE alerts, weekly_reports`); err != nil {
+func resetComplianceData(ctx context.Context, db *sqlx.DB) error {
+	if _, err := db.ExecContext(ctx, `TRUNCATE alerts, weekly_reports`); err != nil {
 		return fmt.Errorf("reset compliance bench: %w", err)
 	}
-	if _, err := s.DB.ExecContext(ctx, `VACUUM ANALYZE alerts, weekly_reports`); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE alerts, weekly_reports`); err != nil {
 		return fmt.Errorf("reset compliance bench: %w", err)
 	}
 	return nil
 }
 
-// BareOverdueIDs is the baseline of the scan: the one plain statement that
+// bareOverdueIDs is the baseline of the scan: the one plain statement that
 // selects the ids of the active equipment overdue at cutoff, read into Go.
-func (s *Store) BareOverdueIDs(ctx context.Context, cutoff time.Time) (int, error) {
+func bareOverdueIDs(ctx context.Context, db *sqlx.DB, cutoff time.Time) (int, error) {
 	const q = `
 SELECT e.id
 FROM equipment e
@@ -125,18 +131,18 @@ LEFT JOIN LATERAL (
 WHERE e.active
   AND coalesce(last.cleaned_at, e.created_at) + make_interval(hours => e.cleaning_interval_hours) < $1`
 	var ids []int64
-	if err := s.DB.SelectContext(ctx, &ids, q, cutoff); err != nil {
+	if err := db.SelectContext(ctx, &ids, q, cutoff); err != nil {
 		return 0, fmt.Errorf("bare overdue set: %w", err)
 	}
 	return len(ids), nil
 }
 
-// GroupedWeeklyFigures is the baseline of the weekly summaries: one grouped
+// groupedWeeklyFigures is the baseline of the weekly summaries: one grouped
 // statement computing, for every reporting account, its week (the one before
 // ref, in its time zone), cleanings, on-time cleanings, equipment overdue at
 // the week's end, active equipment, active alerts and the compliance rate.
 // It returns the number of accounts.
-func (s *Store) GroupedWeeklyFigures(ctx context.Context, ref time.Time) (int, error) {
+func groupedWeeklyFigures(ctx context.Context, db *sqlx.DB, ref time.Time) (int, error) {
 	const q = `
 WITH wk AS MATERIALIZED (
     SELECT a.id AS account_id,
@@ -179,7 +185,7 @@ FROM wk
 LEFT JOIN cl ON cl.account_id = wk.account_id
 LEFT JOIN od ON od.account_id = wk.account_id
 LEFT JOIN al ON al.account_id = wk.account_id`
-	rows, err := s.DB.QueryContext(ctx, q, ref, pq.Array(ReportingStatuses))
+	rows, err := db.QueryContext(ctx, q, ref, pq.Array(postgres.ReportingStatuses))
 	if err != nil {
 		return 0, fmt.Errorf("grouped weekly figures: %w", err)
 	}
@@ -194,4 +200,20 @@ LEFT JOIN al ON al.account_id = wk.account_id`
 		n++
 	}
 	return n, rows.Err()
+}
+
+// inTx runs fn in a transaction on db, committing when fn returns nil.
+func inTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
