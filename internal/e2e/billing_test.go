@@ -3,14 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/resendtest"
 )
 
 const secret = "whsec_e2e_secret"
@@ -202,51 +200,14 @@ func TestRedisFlushedAfterAcceptIsRedriven(t *testing.T) {
 	assert.True(t, s.processed(t, evt))
 }
 
-// resendFake records every send the worker makes, answering as Resend does.
-type resendFake struct {
-	mu   sync.Mutex
-	reqs []resendRequest
-	srv  *httptest.Server
-}
-
-type resendRequest struct {
-	Key     string
-	To      []string `json:"to"`
-	Subject string   `json:"subject"`
-}
-
-func newResendFake(t *testing.T) *resendFake {
-	t.Helper()
-	f := &resendFake{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req resendRequest
-		_ = json.NewDecoder(r.Body).Decode(&req)
-		req.Key = r.Header.Get("Idempotency-Key")
-		f.mu.Lock()
-		f.reqs = append(f.reqs, req)
-		n := len(f.reqs)
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"msg_%d"}`, n)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *resendFake) requests() []resendRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]resendRequest(nil), f.reqs...)
-}
-
 // Billing events trigger their emails end to end: one welcome per
 // subscription and one payment-failed email per invoice attempt and
 // recipient, however often Stripe delivers the events.
 func TestBillingEmailsEndToEnd(t *testing.T) {
 	s := newSystem(t)
-	fake := newResendFake(t)
+	fake := resendtest.New(t)
 	s.env["RESEND_API_KEY"] = "re_test_key"
-	s.env["RESEND_BASE_URL"] = fake.srv.URL + "/"
+	s.env["RESEND_BASE_URL"] = fake.URL()
 	s.env["EMAIL_RATE_PER_SECOND"] = "50"
 	s.startWeb(t)
 	s.startWorker(t)
@@ -279,17 +240,16 @@ func TestBillingEmailsEndToEnd(t *testing.T) {
 	send(billing.EventOptions{Type: "invoice.payment_failed", ID: billing.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 2, Amount: 12900, Currency: "eur"})
 
 	// 1 welcome (owner) + 2 attempts x 2 recipients (owner, admin).
-	eventually(t, 30*time.Second, "five emails at the Resend fake", func() bool { return len(fake.requests()) >= 5 })
+	eventually(t, 30*time.Second, "five emails at the Resend fake", func() bool { return fake.DeliveredCount() >= 5 })
 	time.Sleep(2 * time.Second) // a late duplicate would show up now
-	reqs := fake.requests()
-	require.Len(t, reqs, 5, "%+v", reqs)
+	require.Equal(t, 5, fake.RequestCount(), "one request per email: %v", fake.Keys())
 	keys := map[string]int{}
 	var welcome int
-	for _, r := range reqs {
-		keys[r.Key]++
-		if strings.Contains(r.Subject, "Welcome to CleanTrack") {
+	for _, e := range fake.Delivered() {
+		keys[e.Key]++
+		if strings.Contains(e.Subject, "Welcome to CleanTrack") {
 			welcome++
-			assert.Equal(t, []string{"mailed-owner@example.com"}, r.To)
+			assert.Equal(t, []string{"mailed-owner@example.com"}, e.To)
 		}
 	}
 	assert.Equal(t, 1, welcome)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/resendtest"
 )
 
 var _ billing.Notifier = (*Notifier)(nil)
@@ -40,7 +41,7 @@ func seedAccount(t *testing.T, store *postgres.Store) int64 {
 }
 
 func TestNotifierWelcomeOncePerSubscription(t *testing.T) {
-	fake := newFakeResend(t)
+	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 	accountID := seedAccount(t, store)
@@ -56,28 +57,28 @@ func TestNotifierWelcomeOncePerSubscription(t *testing.T) {
 
 	reqs := fake.Requests()
 	require.Len(t, reqs, 1)
-	r := reqs[0]
-	assert.Equal(t, []string{"Owner@Harbor.example"}, r.Body.To, "the address as the user wrote it")
-	assert.Equal(t, "welcome/sub_1", r.IdempotencyKey)
-	assert.Contains(t, r.Body.Subject, "Welcome to CleanTrack")
-	assert.Contains(t, r.Body.Text, "Hello Olivia Owner,")
-	assert.Contains(t, r.Body.Text, "up to 5")
-	assert.Contains(t, r.Body.Text, "up to 10")
+	assert.Equal(t, "welcome/sub_1", reqs[0].IdempotencyKey)
+	r := reqs[0].Email()
+	assert.Equal(t, []string{"Owner@Harbor.example"}, r.To, "the address as the user wrote it")
+	assert.Contains(t, r.Subject, "Welcome to CleanTrack")
+	assert.Contains(t, r.Text, "Hello Olivia Owner,")
+	assert.Contains(t, r.Text, "up to 5")
+	assert.Contains(t, r.Text, "up to 10")
 	// 23:30 UTC on December 31 is already January 1 in Berlin.
-	assert.Contains(t, r.Body.Text, "January 1, 2027")
-	assert.Contains(t, r.Body.Html, "https://app.cleantrack.example/dashboard/")
+	assert.Contains(t, r.Text, "January 1, 2027")
+	assert.Contains(t, r.Html, "https://app.cleantrack.example/dashboard/")
 
 	// Another subscription of the same account is welcomed too.
 	require.NoError(t, n.SubscriptionCreated(ctx, accountID, "sub_2", time.Time{}))
 	waitStatus(t, store, "welcome/sub_2", postgres.EmailSent)
-	assert.Equal(t, 2, fake.Count())
+	assert.Equal(t, 2, fake.RequestCount())
 }
 
 // A subscription.created that arrives after a newer event is stale and leaves
 // the account without an end date; the welcome email takes the period end
 // from the event instead of failing to render.
 func TestNotifierWelcomeUsesTheEventsPeriodEnd(t *testing.T) {
-	fake := newFakeResend(t)
+	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 	accountID := seedAccount(t, store)
@@ -90,11 +91,11 @@ func TestNotifierWelcomeUsesTheEventsPeriodEnd(t *testing.T) {
 	waitStatus(t, store, "welcome/sub_stale", postgres.EmailSent)
 	reqs := fake.Requests()
 	require.Len(t, reqs, 1)
-	assert.Contains(t, reqs[0].Body.Text, "February 14, 2027")
+	assert.Contains(t, reqs[0].Email().Text, "February 14, 2027")
 }
 
 func TestNotifierPaymentFailedOncePerAttemptAndRecipient(t *testing.T) {
-	fake := newFakeResend(t)
+	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 	accountID := seedAccount(t, store)
@@ -107,30 +108,30 @@ func TestNotifierPaymentFailedOncePerAttemptAndRecipient(t *testing.T) {
 	waitStatus(t, store, PaymentFailedKey("in_1", 1, "admin@harbor.example"), postgres.EmailSent)
 	require.NoError(t, n.PaymentFailed(ctx, accountID, "in_1", 1))
 	time.Sleep(200 * time.Millisecond)
-	require.Equal(t, 2, fake.Count(), "owner and admin once each; the manager gets none")
+	require.Equal(t, 2, fake.RequestCount(), "owner and admin once each; the manager gets none")
 
-	byTo := map[string]fakeRequest{}
+	byTo := map[string]resendtest.Request{}
 	for _, r := range fake.Requests() {
-		byTo[strings.ToLower(r.Body.To[0])] = r
+		byTo[strings.ToLower(r.Email().To[0])] = r
 	}
 	require.ElementsMatch(t, []string{"owner@harbor.example", "admin@harbor.example"}, keys(byTo))
 	owner := byTo["owner@harbor.example"]
 	assert.Equal(t, "payment_failed/in_1/1/owner@harbor.example", owner.IdempotencyKey)
-	assert.Contains(t, owner.Body.Subject, "¥490,000")
-	assert.Contains(t, owner.Body.Text, "Hello Olivia Owner,")
-	assert.Contains(t, owner.Body.Text, "January 3, 2027 at 10:00 AM CET")
-	assert.Contains(t, owner.Body.Html, "https://invoice.stripe.com/i/in_1")
-	assert.Contains(t, byTo["admin@harbor.example"].Body.Text, "Hello Adam Admin,")
+	assert.Contains(t, owner.Email().Subject, "¥490,000")
+	assert.Contains(t, owner.Email().Text, "Hello Olivia Owner,")
+	assert.Contains(t, owner.Email().Text, "January 3, 2027 at 10:00 AM CET")
+	assert.Contains(t, owner.Email().Html, "https://invoice.stripe.com/i/in_1")
+	assert.Contains(t, byTo["admin@harbor.example"].Email().Text, "Hello Adam Admin,")
 
 	// The next attempt of the same invoice is news again; without a hosted
 	// invoice URL the link goes to the billing page.
 	require.NoError(t, n.PaymentFailed(ctx, accountID, "in_1", 2))
 	waitStatus(t, store, PaymentFailedKey("in_1", 2, "owner@harbor.example"), postgres.EmailSent)
 	waitStatus(t, store, PaymentFailedKey("in_1", 2, "admin@harbor.example"), postgres.EmailSent)
-	assert.Equal(t, 4, fake.Count())
+	assert.Equal(t, 4, fake.RequestCount())
 	for _, r := range fake.Requests()[2:] {
-		assert.Contains(t, r.Body.Text, "Pay the invoice: https://app.cleantrack.example/dashboard/billing/")
-		assert.True(t, strings.Contains(r.Body.Text, "None scheduled"))
+		assert.Contains(t, r.Email().Text, "Pay the invoice: https://app.cleantrack.example/dashboard/billing/")
+		assert.True(t, strings.Contains(r.Email().Text, "None scheduled"))
 	}
 }
 
