@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/resendtest"
 )
 
 // startSystem starts web and a worker whose email goes to fake.
-func startSystem(ctx context.Context, c *Case, fake *bench.ResendFake) error {
+func startSystem(ctx context.Context, c *Case, fake *resendtest.Server) error {
 	if _, err := c.Start(ctx, "web", "web", nil); err != nil {
 		return err
 	}
-	_, err := c.Start(ctx, "worker", "worker", bench.ResendEnv(fake, 1000))
+	_, err := c.Start(ctx, "worker", "worker", bench.ResendEnv(fake.URL(), 1000))
 	return err
 }
 
@@ -27,7 +28,7 @@ func processed(ctx context.Context, c *Case, id string) bool {
 // Drill 1: the same event 50 times at once, then Stripe-style redeliveries
 // after it was applied: one inbox row, one account change, one email.
 func drillDuplicateStorm(ctx context.Context, c *Case) error {
-	fake := bench.NewResendFake()
+	fake := resendtest.NewServer()
 	defer fake.Close()
 	if _, err := c.SeedAccount(ctx, "storm", "cus_storm"); err != nil {
 		return err
@@ -56,7 +57,7 @@ func drillDuplicateStorm(ctx context.Context, c *Case) error {
 	c.Check(first == 1, "exactly one answer said duplicate=false (got %d)", first)
 
 	c.Check(c.Until(ctx, 30*time.Second, func() bool { return processed(ctx, c, "evt_storm_created") }), "event processed")
-	c.Check(c.Until(ctx, 30*time.Second, func() bool { return fake.Delivered() >= 1 }), "welcome email reached Resend")
+	c.Check(c.Until(ctx, 30*time.Second, func() bool { return fake.DeliveredCount() >= 1 }), "welcome email reached Resend")
 	updatedAt := c.Str(ctx, `SELECT updated_at::text FROM accounts WHERE slug = 'storm'`)
 	processedAt := c.Str(ctx, `SELECT processed_at::text FROM stripe_events WHERE id = 'evt_storm_created'`)
 
@@ -76,14 +77,14 @@ func drillDuplicateStorm(ctx context.Context, c *Case) error {
 	got := c.Str(ctx, `SELECT status || ' ' || coalesce(stripe_subscription_id, '-') || ' ' || (subscription_end_date = to_timestamp($1))::text FROM accounts WHERE slug = 'storm'`, periodEnd.Unix())
 	c.Check(got == "active sub_storm true", "account active on sub_storm with the period end (got %q)", got)
 	keys := fake.Keys()
-	c.Check(fake.Delivered() == 1 && len(keys) == 1, "one email: %d delivered, %d idempotency key(s) %v", fake.Delivered(), len(keys), keys)
+	c.Check(fake.DeliveredCount() == 1 && len(keys) == 1, "one email: %d delivered, %d idempotency key(s) %v", fake.DeliveredCount(), len(keys), keys)
 	return nil
 }
 
 // Drill 2: created, updated, deleted delivered newest first: the final state
 // is the newest, the older events are processed with a note.
 func drillOutOfOrder(ctx context.Context, c *Case) error {
-	fake := bench.NewResendFake()
+	fake := resendtest.NewServer()
 	defer fake.Close()
 	if _, err := c.SeedAccount(ctx, "order", "cus_order"); err != nil {
 		return err
