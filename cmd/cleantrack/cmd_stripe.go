@@ -16,6 +16,7 @@ import (
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/stripetest"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -45,7 +46,7 @@ func stripeCommands() []command {
 func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 	fs := flags("stripe trigger", e)
 	slug := fs.String("account", "", "slug of the account the event is about (required)")
-	shape := fs.String("shape", billing.Shape2025, "API shape: 2023 (2023-10-16) or 2025 (2025-03-31.basil)")
+	shape := fs.String("shape", stripetest.Shape2025, "API shape: 2023 (2023-10-16) or 2025 (2025-03-31.basil)")
 	target := fs.String("url", "", "webhook URL (default http://127.0.0.1:$PORT/billing/webhooks/stripe/)")
 	price := fs.String("price", "", "price id of the subscription (default: the price of the account's plan)")
 	status := fs.String("status", "", "subscription status (default active; canceled for deleted)")
@@ -64,7 +65,7 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 	if *slug == "" {
 		return usagef("--account is required (the demo account is demo-hospital)")
 	}
-	if *shape != billing.Shape2023 && *shape != billing.Shape2025 {
+	if *shape != stripetest.Shape2023 && *shape != stripetest.Shape2025 {
 		return usagef("--shape %q is not 2023 or 2025", *shape)
 	}
 	if err := e.cfg.RequireWebhookSecret(); err != nil {
@@ -86,7 +87,7 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := billing.EventOptions{
+	opts := stripetest.EventOptions{
 		Type:           eventType,
 		Shape:          *shape,
 		Expand:         *expand,
@@ -111,7 +112,7 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 				"run \"cleantrack stripe trigger customer.created --account %s\" first\n", acct.Slug, acct.Slug)
 		}
 	}
-	payload, err := billing.BuildEvent(opts)
+	payload, err := stripetest.BuildEvent(opts)
 	if err != nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func runStripeTrigger(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	req, err := billing.SignedRequest(ctx, url, payload, e.cfg.StripeWebhookSecrets[0], time.Now())
+	req, err := stripetest.SignedRequest(ctx, url, payload, e.cfg.StripeWebhookSecrets[0], time.Now())
 	if err != nil {
 		return usagef("--url: %v", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -50,9 +51,9 @@ func (f *stripeCLIFixture) account(t *testing.T, slug, customerID string) int64 
 	return id
 }
 
-func (f *stripeCLIFixture) record(t *testing.T, opts billing.EventOptions) string {
+func (f *stripeCLIFixture) record(t *testing.T, opts stripetest.EventOptions) string {
 	t.Helper()
-	payload, err := billing.BuildEvent(opts)
+	payload, err := stripetest.BuildEvent(opts)
 	require.NoError(t, err)
 	ev, err := billing.DecodeEvent(payload)
 	require.NoError(t, err)
@@ -121,7 +122,7 @@ func TestStripeTriggerPostsSignedEvent(t *testing.T) {
 	}
 
 	require.Len(t, fake.events, 2)
-	for i, want := range []string{billing.APIVersion2023, billing.APIVersion2025} {
+	for i, want := range []string{stripetest.APIVersion2023, stripetest.APIVersion2025} {
 		ev := fake.events[i]
 		assert.Equal(t, want, ev.APIVersion)
 		in, err := ev.DecodeInvoice()
@@ -203,7 +204,7 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 	f := newStripeCLIFixture(t)
 	client, insp := f.redis(t)
 	ctx := context.Background()
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_ghost"})
+	eventID := f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_ghost"})
 	// The worker gave up on it: archived in Redis, failed in the inbox.
 	task, opts, err := tasks.NewStripeEvent(eventID, billing.EventSubscriptionUpdated)
 	require.NoError(t, err)
@@ -237,7 +238,7 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
 	f := newStripeCLIFixture(t)
 	_, insp := f.redis(t)
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventCustomerCreated})
+	eventID := f.record(t, stripetest.EventOptions{Type: billing.EventCustomerCreated})
 
 	out, _, err := cli(t, f.env, "stripe", "replay", eventID)
 	require.NoError(t, err)
@@ -250,10 +251,10 @@ func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
 func TestStripeEventsListsInbox(t *testing.T) {
 	f := newStripeCLIFixture(t)
 	ctx := context.Background()
-	pending := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionCreated})
-	failed := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed})
+	pending := f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionCreated})
+	failed := f.record(t, stripetest.EventOptions{Type: billing.EventInvoicePaymentFailed})
 	require.NoError(t, f.store.RecordStripeEventFailure(ctx, failed, "no account has Stripe customer cus_x", true))
-	processed := f.record(t, billing.EventOptions{Type: billing.EventCustomerCreated})
+	processed := f.record(t, stripetest.EventOptions{Type: billing.EventCustomerCreated})
 	_, err := f.store.MarkStripeEventProcessed(ctx, processed, "customer cus_y has no metadata.account_id; no account linked")
 	require.NoError(t, err)
 

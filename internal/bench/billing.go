@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // BillingResult is the billing apply figures: a backlog of subscription
@@ -78,11 +80,12 @@ func phaseBilling(ctx context.Context, e *env, res *Results) error {
 					return
 				}
 				s := strconv.Itoa(i)
-				body := SubscriptionEvent("evt_bill_"+s, "customer.subscription.updated", now, Subscription{
-					ID: "sub_bill_" + s, Customer: "cus_bill_" + s, Status: "active",
+				body := stripetest.MustBuildEvent(stripetest.EventOptions{
+					Type: "customer.subscription.updated", ID: "evt_bill_" + s, Created: now, Shape: stripetest.Shapes[i%2],
+					SubscriptionID: "sub_bill_" + s, CustomerID: "cus_bill_" + s, Status: "active",
 					PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
-				}, Shape(i%2))
-				status, err := p.post(ctx, body, Sign(body, webhookSecret, time.Now()))
+				})
+				status, err := p.post(ctx, body, stripetest.Sign(body, webhookSecret, time.Now()))
 				if err != nil || status != http.StatusOK {
 					failed.Add(1)
 				}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // IntakeStep is one load level against the webhook endpoint.
@@ -53,11 +55,12 @@ var intakeSeq atomic.Int64
 func signedSubscriptionUpdate(now time.Time) (body []byte, sig string) {
 	n := intakeSeq.Add(1)
 	id := "evt_bench_" + strconv.FormatInt(n, 10)
-	body = SubscriptionEvent(id, "customer.subscription.updated", now, Subscription{
-		ID: "sub_bench_" + strconv.FormatInt(n%5000, 10), Customer: "cus_bench_" + strconv.FormatInt(n%5000, 10),
+	body = stripetest.MustBuildEvent(stripetest.EventOptions{
+		Type: "customer.subscription.updated", ID: id, Created: now, Shape: stripetest.Shape2025,
+		SubscriptionID: "sub_bench_" + strconv.FormatInt(n%5000, 10), CustomerID: "cus_bench_" + strconv.FormatInt(n%5000, 10),
 		Status: "active", PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
-	}, Shape2025)
-	return body, Sign(body, webhookSecret, now)
+	})
+	return body, stripetest.Sign(body, webhookSecret, now)
 }
 
 type poster struct {

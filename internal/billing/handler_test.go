@@ -13,9 +13,10 @@ import (
 
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
-var shapes = []string{billing.Shape2023, billing.Shape2025}
+var shapes = []string{stripetest.Shape2023, stripetest.Shape2025}
 
 // base is a fixed event time; tests move forward from it.
 var base = time.Date(2026, 11, 2, 9, 30, 0, 0, time.UTC)
@@ -26,7 +27,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		typ string
 		// prepare sets the account up; opts completes the event.
 		prepare func(t *testing.T, f *fixture, accountID int64)
-		opts    func(o *billing.EventOptions)
+		opts    func(o *stripetest.EventOptions)
 		check   func(t *testing.T, f *fixture, a postgres.Account, eventID string)
 	}{
 		{
@@ -38,7 +39,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		},
 		{
 			typ:  billing.EventSubscriptionCreated,
-			opts: func(o *billing.EventOptions) { o.Status = "trialing"; o.PriceID = "price_pro_monthly" },
+			opts: func(o *stripetest.EventOptions) { o.Status = "trialing"; o.PriceID = "price_pro_monthly" },
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
 				assert.Equal(t, "sub_acme", a.StripeSubscriptionID)
 				assert.Equal(t, "trialing", a.Status)
@@ -50,7 +51,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		},
 		{
 			typ:  billing.EventSubscriptionUpdated,
-			opts: func(o *billing.EventOptions) { o.Status = "past_due"; o.PriceID = "price_pro_monthly" },
+			opts: func(o *stripetest.EventOptions) { o.Status = "past_due"; o.PriceID = "price_pro_monthly" },
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
 				assert.Equal(t, "sub_acme", a.StripeSubscriptionID)
 				assert.Equal(t, "past_due", a.Status)
@@ -62,7 +63,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		},
 		{
 			typ:  billing.EventSubscriptionDeleted,
-			opts: func(o *billing.EventOptions) { o.EndedAt = base.Add(-time.Hour) },
+			opts: func(o *stripetest.EventOptions) { o.EndedAt = base.Add(-time.Hour) },
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
 				assert.Equal(t, "canceled", a.Status)
 				require.NotNil(t, a.SubscriptionEndDate)
@@ -72,7 +73,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		{
 			typ:     billing.EventInvoicePaymentSucceeded,
 			prepare: func(t *testing.T, f *fixture, id int64) { f.setStatus(t, id, "past_due") },
-			opts:    func(o *billing.EventOptions) { o.Amount = 12900; o.Currency = "eur" },
+			opts:    func(o *stripetest.EventOptions) { o.Amount = 12900; o.Currency = "eur" },
 			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
 				assert.Equal(t, "active", a.Status)
 				require.NotNil(t, a.LastPaymentAt)
@@ -84,7 +85,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		},
 		{
 			typ: billing.EventInvoicePaymentFailed,
-			opts: func(o *billing.EventOptions) {
+			opts: func(o *stripetest.EventOptions) {
 				o.InvoiceID, o.Amount, o.Currency, o.AttemptCount = "in_acme", 4900, "usd", 2
 				o.NextAttempt = base.Add(48 * time.Hour)
 				o.HostedInvoiceURL = "https://invoice.stripe.com/i/acct_1/test_in_acme"
@@ -122,7 +123,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 					if tc.prepare != nil {
 						tc.prepare(t, f, id)
 					}
-					opts := billing.EventOptions{
+					opts := stripetest.EventOptions{
 						Type: tc.typ, Shape: shape, Expand: expand, Created: base,
 						CustomerID: "cus_acme", AccountID: id, SubscriptionID: "sub_acme", PeriodEnd: periodEnd,
 					}
@@ -148,8 +149,8 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 func TestSameEventConcurrentlyHasOneEffect(t *testing.T) {
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{
-		Type: billing.EventInvoicePaymentFailed, Shape: billing.Shape2025, Created: base,
+	eventID := f.record(t, stripetest.EventOptions{
+		Type: billing.EventInvoicePaymentFailed, Shape: stripetest.Shape2025, Created: base,
 		CustomerID: "cus_acme", InvoiceID: "in_acme", AttemptCount: 1,
 	})
 
@@ -196,12 +197,12 @@ func TestOutOfOrderNewerStateWins(t *testing.T) {
 			f := newFixture(t)
 			f.addPlan(t, "pro", "price_pro_monthly")
 			id := f.createAccount(t, "acme", "cus_acme")
-			created := f.record(t, billing.EventOptions{
+			created := f.record(t, stripetest.EventOptions{
 				Type: billing.EventSubscriptionCreated, Shape: shape, Created: base,
 				CustomerID: "cus_acme", SubscriptionID: "sub_acme", Status: "incomplete",
 				PriceID: "price_trial_monthly", PeriodEnd: base.AddDate(0, 0, 14),
 			})
-			updated := f.record(t, billing.EventOptions{
+			updated := f.record(t, stripetest.EventOptions{
 				Type: billing.EventSubscriptionUpdated, Shape: shape, Created: base.Add(5 * time.Second),
 				CustomerID: "cus_acme", SubscriptionID: "sub_acme", Status: "active",
 				PriceID: "price_pro_monthly", PeriodEnd: base.AddDate(0, 1, 0),
@@ -232,7 +233,7 @@ func TestOutOfOrderNewerStateWins(t *testing.T) {
 
 func TestUnknownCustomerIsRecordedAndRetried(t *testing.T) {
 	f := newFixture(t)
-	eventID := f.record(t, billing.EventOptions{
+	eventID := f.record(t, stripetest.EventOptions{
 		Type: billing.EventSubscriptionCreated, Created: base, CustomerID: "cus_nobody",
 	})
 
@@ -287,8 +288,8 @@ func TestMalformedEventsFailAtOnce(t *testing.T) {
 func TestUnknownPriceKeepsPlanWithWarning(t *testing.T) {
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{
-		Type: billing.EventSubscriptionUpdated, Shape: billing.Shape2025, Created: base,
+	eventID := f.record(t, stripetest.EventOptions{
+		Type: billing.EventSubscriptionUpdated, Shape: stripetest.Shape2025, Created: base,
 		CustomerID: "cus_acme", SubscriptionID: "sub_acme", PriceID: "price_mystery", Status: "active",
 	})
 
@@ -347,7 +348,7 @@ func TestCustomerCreatedLinking(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			accountID := tc.setup(t, f)
-			eventID := f.record(t, billing.EventOptions{Type: billing.EventCustomerCreated, CustomerID: "cus_new", AccountID: accountID})
+			eventID := f.record(t, stripetest.EventOptions{Type: billing.EventCustomerCreated, CustomerID: "cus_new", AccountID: accountID})
 
 			require.NoError(t, f.process(t, eventID))
 
@@ -368,11 +369,11 @@ func TestCustomerCreatedLinking(t *testing.T) {
 func TestDeletedOldSubscriptionLeavesCurrentOne(t *testing.T) {
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
-	current := f.record(t, billing.EventOptions{
+	current := f.record(t, stripetest.EventOptions{
 		Type: billing.EventSubscriptionCreated, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_new",
 	})
 	require.NoError(t, f.process(t, current))
-	old := f.record(t, billing.EventOptions{
+	old := f.record(t, stripetest.EventOptions{
 		Type: billing.EventSubscriptionDeleted, Created: base.Add(time.Minute), CustomerID: "cus_acme", SubscriptionID: "sub_old",
 	})
 
@@ -390,7 +391,7 @@ func TestPaymentSucceededLeavesHealthyStatus(t *testing.T) {
 			f := newFixture(t)
 			id := f.createAccount(t, "acme", "cus_acme")
 			f.setStatus(t, id, status)
-			eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentSucceeded, Created: base, CustomerID: "cus_acme", Amount: 100})
+			eventID := f.record(t, stripetest.EventOptions{Type: billing.EventInvoicePaymentSucceeded, Created: base, CustomerID: "cus_acme", Amount: 100})
 
 			require.NoError(t, f.process(t, eventID))
 
@@ -405,7 +406,7 @@ func TestPaymentSucceededLeavesHealthyStatus(t *testing.T) {
 func TestNotifierFailureRetriesAndNotifiesAgain(t *testing.T) {
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{
+	eventID := f.record(t, stripetest.EventOptions{
 		Type: billing.EventSubscriptionCreated, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme",
 	})
 	f.notifier.setFailure(errors.New("redis: connection refused"))
@@ -428,7 +429,7 @@ func TestNilNotifier(t *testing.T) {
 	f := newFixture(t)
 	f.handler.Notifier = nil
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_acme"})
+	eventID := f.record(t, stripetest.EventOptions{Type: billing.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_acme"})
 
 	require.NoError(t, f.process(t, eventID))
 	require.NoError(t, f.process(t, eventID))

@@ -16,6 +16,7 @@ import (
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/stripetest"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -126,9 +127,9 @@ func (f *fixture) event(t *testing.T, id string) postgres.InboxEvent {
 
 // record builds an event with opts and stores it in the inbox as the web
 // process would, returning its id.
-func (f *fixture) record(t *testing.T, opts billing.EventOptions) string {
+func (f *fixture) record(t *testing.T, opts stripetest.EventOptions) string {
 	t.Helper()
-	payload, err := billing.BuildEvent(opts)
+	payload, err := stripetest.BuildEvent(opts)
 	require.NoError(t, err)
 	return f.recordRaw(t, payload)
 }

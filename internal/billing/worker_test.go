@@ -18,6 +18,7 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 	"github.com/cleantrack/jobs/internal/web"
 	"github.com/cleantrack/jobs/tasks"
 )
@@ -81,7 +82,7 @@ func TestWorkerArchivesUnknownCustomerAfterRetries(t *testing.T) {
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
 	f.startWorker(t, opt)
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_ghost"})
+	eventID := f.record(t, stripetest.EventOptions{Type: billing.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_ghost"})
 
 	enqueue(t, client, f.event(t, eventID), 2)
 
@@ -117,7 +118,7 @@ func TestWorkerAppliesQueuedEvent(t *testing.T) {
 	opt, client, _ := f.withQueue(t)
 	f.startWorker(t, opt)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionCreated, Shape: billing.Shape2025, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme"})
+	eventID := f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionCreated, Shape: stripetest.Shape2025, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme"})
 
 	enqueue(t, client, f.event(t, eventID), tasks.StripeEventMaxRetry)
 
@@ -133,9 +134,9 @@ func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 	f.createAccount(t, "acme", "cus_acme")
 	var pending []string
 	for range 3 {
-		pending = append(pending, f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_acme"}))
+		pending = append(pending, f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_acme"}))
 	}
-	processed := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_acme"})
+	processed := f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_acme"})
 	require.NoError(t, f.process(t, processed))
 	failed := f.recordRaw(t, []byte(`{"id":"evt_failed","type":"customer.subscription.updated","created":1700000000,"data":{"object":{}}}`))
 	require.Error(t, f.process(t, failed))
@@ -168,7 +169,7 @@ func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 	_, client, insp := f.withQueue(t)
 	f.handler.RedriveMinAge = 0
 	f.handler.Tasks = insp
-	id := f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
+	id := f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
 	task, opts, err := tasks.NewStripeEvent(id, billing.EventSubscriptionUpdated)
 	require.NoError(t, err)
 	_, err = client.Enqueue(task, opts...)
@@ -191,7 +192,7 @@ func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 func TestRedriveWaitsForMinAge(t *testing.T) {
 	f := newFixture(t)
 	f.withQueue(t)
-	f.record(t, billing.EventOptions{Type: billing.EventSubscriptionUpdated})
+	f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionUpdated})
 
 	res, err := f.handler.Redrive(context.Background())
 	require.NoError(t, err)
@@ -205,7 +206,7 @@ func TestRedriveAfterRedisLoss(t *testing.T) {
 	opt, client, insp := f.withQueue(t)
 	f.handler.RedriveMinAge = 0
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: billing.EventInvoicePaymentFailed, CustomerID: "cus_acme"})
+	eventID := f.record(t, stripetest.EventOptions{Type: billing.EventInvoicePaymentFailed, CustomerID: "cus_acme"})
 	enqueue(t, client, f.event(t, eventID), 3)
 	// Lose the task as a flushed Redis would (a real FLUSHDB would also drop
 	// redistest's reservation of this database).
@@ -243,8 +244,8 @@ func TestEndToEndSignedWebhookToAccount(t *testing.T) {
 	}
 	srv := httptest.NewServer(intake.Handler())
 	t.Cleanup(srv.Close)
-	payload, err := billing.BuildEvent(billing.EventOptions{
-		Type: billing.EventSubscriptionCreated, Shape: billing.Shape2025, Expand: true,
+	payload, err := stripetest.BuildEvent(stripetest.EventOptions{
+		Type: billing.EventSubscriptionCreated, Shape: stripetest.Shape2025, Expand: true,
 		CustomerID: "cus_acme", SubscriptionID: "sub_acme", PriceID: "price_pro_monthly", PeriodEnd: base,
 	})
 	require.NoError(t, err)
@@ -252,7 +253,7 @@ func TestEndToEndSignedWebhookToAccount(t *testing.T) {
 	require.NoError(t, err)
 
 	for range 2 {
-		req, err := billing.SignedRequest(context.Background(), srv.URL+"/billing/webhooks/stripe/", payload, "whsec_e2e", time.Now())
+		req, err := stripetest.SignedRequest(context.Background(), srv.URL+"/billing/webhooks/stripe/", payload, "whsec_e2e", time.Now())
 		require.NoError(t, err)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/bench"
 	"github.com/cleantrack/jobs/internal/resendtest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // Drill 5: the worker SIGKILLed while a billing task waits inside its
@@ -37,10 +38,11 @@ func drillKill(ctx context.Context, c *Case) error {
 		return err
 	}
 	created := time.Now().Add(-time.Minute).Truncate(time.Second)
-	body := bench.InvoiceEvent("evt_kill_failed", "invoice.payment_failed", created, bench.Invoice{
-		ID: "in_kill", Customer: "cus_kill", Subscription: "sub_kill", AmountDue: 4900, Currency: "usd",
-		Attempt: 1, NextAttempt: created.Add(72 * time.Hour),
-	}, bench.Shape2025)
+	body := stripetest.MustBuildEvent(stripetest.EventOptions{
+		Type: "invoice.payment_failed", ID: "evt_kill_failed", Created: created, Shape: stripetest.Shape2025,
+		InvoiceID: "in_kill", CustomerID: "cus_kill", SubscriptionID: "sub_kill", Amount: 4900, Currency: "usd",
+		AttemptCount: 1, NextAttempt: created.Add(72 * time.Hour),
+	})
 	if a := c.Post(ctx, body); a.Status != http.StatusOK {
 		return fmt.Errorf("post invoice.payment_failed: %d %s %v", a.Status, a.Body, a.Err)
 	}

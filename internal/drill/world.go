@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // webhookSecret signs every event the drills send.
@@ -188,7 +189,7 @@ func (c *Case) Post(ctx context.Context, body []byte) Answer {
 		return Answer{Err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Stripe-Signature", bench.Sign(body, c.Secret, time.Now()))
+	req.Header.Set("Stripe-Signature", stripetest.Sign(body, c.Secret, time.Now()))
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return Answer{Err: err}

@@ -15,11 +15,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/redistest"
 	"github.com/cleantrack/jobs/internal/resendtest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 const secret = "whsec_e2e_secret"
@@ -100,7 +100,7 @@ func (s *system) account(t *testing.T, slug, customerID string) int64 {
 // post sends payload to the Stripe endpoint, signed, and returns the answer.
 func (s *system) post(t *testing.T, payload []byte) (int, map[string]any) {
 	t.Helper()
-	req, err := billing.SignedRequest(context.Background(), s.webURL+"/billing/webhooks/stripe/", payload, secret, time.Time{})
+	req, err := stripetest.SignedRequest(context.Background(), s.webURL+"/billing/webhooks/stripe/", payload, secret, time.Time{})
 	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -138,13 +138,13 @@ func TestWebhookToAccount(t *testing.T) {
 	s.startWeb(t)
 	s.startWorker(t)
 
-	for _, shape := range []string{billing.Shape2023, billing.Shape2025} {
+	for _, shape := range []string{stripetest.Shape2023, stripetest.Shape2025} {
 		t.Run(shape, func(t *testing.T) {
 			cus := "cus_e2e_" + shape
 			id := s.account(t, "clinic-"+shape, cus)
 			end := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second).UTC()
-			evt := billing.NewID("evt_")
-			payload, err := billing.BuildEvent(billing.EventOptions{
+			evt := stripetest.NewID("evt_")
+			payload, err := stripetest.BuildEvent(stripetest.EventOptions{
 				Type: "customer.subscription.created", ID: evt, Shape: shape,
 				CustomerID: cus, SubscriptionID: "sub_e2e_" + shape, Status: "active", PeriodEnd: end,
 			})
@@ -177,9 +177,9 @@ func TestRedisFlushedAfterAcceptIsRedriven(t *testing.T) {
 	s := newSystem(t)
 	s.startWeb(t)
 	id := s.account(t, "flushed", "cus_flushed")
-	evt := billing.NewID("evt_")
-	payload, err := billing.BuildEvent(billing.EventOptions{
-		Type: "customer.subscription.updated", ID: evt, Shape: billing.Shape2025,
+	evt := stripetest.NewID("evt_")
+	payload, err := stripetest.BuildEvent(stripetest.EventOptions{
+		Type: "customer.subscription.updated", ID: evt, Shape: stripetest.Shape2025,
 		CustomerID: "cus_flushed", SubscriptionID: "sub_flushed", Status: "past_due",
 	})
 	require.NoError(t, err)
@@ -217,10 +217,10 @@ func TestBillingEmailsEndToEnd(t *testing.T) {
 	_, err := s.store.DB.Exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'admin')`, id, adminID)
 	require.NoError(t, err)
 
-	send := func(o billing.EventOptions) {
+	send := func(o stripetest.EventOptions) {
 		t.Helper()
 		o.CustomerID, o.SubscriptionID = "cus_mailed", "sub_mailed"
-		payload, err := billing.BuildEvent(o)
+		payload, err := stripetest.BuildEvent(o)
 		require.NoError(t, err)
 		status, out := s.post(t, payload)
 		require.Equal(t, 200, status, "%v", out)
@@ -229,15 +229,15 @@ func TestBillingEmailsEndToEnd(t *testing.T) {
 	// resend a logical event under a new id), each delivered twice.
 	created := time.Now().Add(-time.Minute)
 	for i := 0; i < 2; i++ {
-		o := billing.EventOptions{Type: "customer.subscription.created", ID: billing.NewID("evt_"), Created: created, Status: "active", Shape: billing.Shape2025}
+		o := stripetest.EventOptions{Type: "customer.subscription.created", ID: stripetest.NewID("evt_"), Created: created, Status: "active", Shape: stripetest.Shape2025}
 		send(o)
 		send(o)
 	}
 	// Attempt 1 of an invoice, delivered twice; then attempt 2.
-	fail1 := billing.EventOptions{Type: "invoice.payment_failed", ID: billing.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 1, Amount: 12900, Currency: "eur"}
+	fail1 := stripetest.EventOptions{Type: "invoice.payment_failed", ID: stripetest.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 1, Amount: 12900, Currency: "eur"}
 	send(fail1)
 	send(fail1)
-	send(billing.EventOptions{Type: "invoice.payment_failed", ID: billing.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 2, Amount: 12900, Currency: "eur"})
+	send(stripetest.EventOptions{Type: "invoice.payment_failed", ID: stripetest.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 2, Amount: 12900, Currency: "eur"})
 
 	// 1 welcome (owner) + 2 attempts x 2 recipients (owner, admin).
 	eventually(t, 30*time.Second, "five emails at the Resend fake", func() bool { return fake.DeliveredCount() >= 5 })
@@ -265,7 +265,7 @@ func TestWelcomeEmailInOutbox(t *testing.T) {
 	s.startWeb(t)
 	s.startWorker(t)
 	s.account(t, "outboxed", "cus_outboxed")
-	payload, err := billing.BuildEvent(billing.EventOptions{Type: "customer.subscription.created", CustomerID: "cus_outboxed", SubscriptionID: "sub_outboxed", Status: "trialing"})
+	payload, err := stripetest.BuildEvent(stripetest.EventOptions{Type: "customer.subscription.created", CustomerID: "cus_outboxed", SubscriptionID: "sub_outboxed", Status: "trialing"})
 	require.NoError(t, err)
 	status, _ := s.post(t, payload)
 	require.Equal(t, 200, status)
