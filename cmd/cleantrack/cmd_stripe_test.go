@@ -21,6 +21,7 @@ import (
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
 	"github.com/cleantrack/jobs/internal/stripetest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -43,12 +44,7 @@ func newStripeCLIFixture(t *testing.T) *stripeCLIFixture {
 
 func (f *stripeCLIFixture) account(t *testing.T, slug, customerID string) int64 {
 	t.Helper()
-	ctx := context.Background()
-	var owner, id int64
-	require.NoError(t, f.store.DB.GetContext(ctx, &owner, `INSERT INTO users (email) VALUES ($1) RETURNING id`, slug+"@example.com"))
-	require.NoError(t, f.store.DB.GetContext(ctx, &id,
-		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $1, $2, NULLIF($3, '')) RETURNING id`, slug, owner, customerID))
-	return id
+	return testfactory.Account(t, f.store, &testfactory.AccountOpts{Slug: slug, Name: slug, StripeCustomerID: customerID}).ID
 }
 
 func (f *stripeCLIFixture) record(t *testing.T, opts stripetest.EventOptions) string {

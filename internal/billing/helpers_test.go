@@ -17,6 +17,7 @@ import (
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/stripetest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -85,15 +86,7 @@ func newFixture(t *testing.T) *fixture {
 // customerID unless it is empty, and returns the account id.
 func (f *fixture) createAccount(t *testing.T, slug, customerID string) int64 {
 	t.Helper()
-	ctx := context.Background()
-	var ownerID int64
-	require.NoError(t, f.store.DB.GetContext(ctx, &ownerID,
-		`INSERT INTO users (email, first_name) VALUES ($1, 'Owner') RETURNING id`, slug+"@example.com"))
-	var id int64
-	require.NoError(t, f.store.DB.GetContext(ctx, &id,
-		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $2, $3, NULLIF($4, '')) RETURNING id`,
-		"Account "+slug, slug, ownerID, customerID))
-	return id
+	return testfactory.Account(t, f.store, &testfactory.AccountOpts{Slug: slug, StripeCustomerID: customerID}).ID
 }
 
 // addPlan adds a plan sold at priceID.

@@ -20,6 +20,7 @@ import (
 	"github.com/cleantrack/jobs/internal/redistest"
 	"github.com/cleantrack/jobs/internal/resendtest"
 	"github.com/cleantrack/jobs/internal/stripetest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 )
 
 const secret = "whsec_e2e_secret"
@@ -86,15 +87,7 @@ func (s *system) startScheduler(t *testing.T) *proc {
 // account creates an owner and an account linked to a Stripe customer.
 func (s *system) account(t *testing.T, slug, customerID string) int64 {
 	t.Helper()
-	var userID, accountID int64
-	require.NoError(t, s.store.DB.Get(&userID,
-		`INSERT INTO users (email, first_name, last_name) VALUES ($1, 'Olivia', 'Owner') RETURNING id`, slug+"-owner@example.com"))
-	require.NoError(t, s.store.DB.Get(&accountID,
-		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $2, $3, $4) RETURNING id`,
-		"Clinic "+slug, slug, userID, customerID))
-	_, err := s.store.DB.Exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'owner')`, accountID, userID)
-	require.NoError(t, err)
-	return accountID
+	return testfactory.Account(t, s.store, &testfactory.AccountOpts{Slug: slug, Name: "Clinic " + slug, StripeCustomerID: customerID}).ID
 }
 
 // post sends payload to the Stripe endpoint, signed, and returns the answer.
@@ -212,10 +205,7 @@ func TestBillingEmailsEndToEnd(t *testing.T) {
 	s.startWeb(t)
 	s.startWorker(t)
 	id := s.account(t, "mailed", "cus_mailed")
-	var adminID int64
-	require.NoError(t, s.store.DB.Get(&adminID, `INSERT INTO users (email, first_name) VALUES ('admin@mailed.example', 'Ada') RETURNING id`))
-	_, err := s.store.DB.Exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'admin')`, id, adminID)
-	require.NoError(t, err)
+	testfactory.Member(t, s.store, id, postgres.RoleAdmin, &testfactory.UserOpts{Email: "admin@mailed.example", FirstName: "Ada"})
 
 	send := func(o stripetest.EventOptions) {
 		t.Helper()

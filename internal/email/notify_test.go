@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/resendtest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 )
 
 var _ billing.Notifier = (*Notifier)(nil)
@@ -26,18 +28,18 @@ func seedAccount(t *testing.T, store *postgres.Store) int64 {
 		_, err := store.DB.ExecContext(ctx, q, args...)
 		require.NoError(t, err)
 	}
-	exec(`INSERT INTO users (id, email, first_name, last_name) VALUES
-		(1, 'Owner@Harbor.example', 'Olivia', 'Owner'),
-		(2, 'admin@harbor.example', 'Adam', 'Admin'),
-		(3, 'manager@harbor.example', 'Mia', 'Manager')`)
-	exec(`INSERT INTO accounts (id, name, slug, owner_id, plan, status, stripe_customer_id, stripe_subscription_id, subscription_end_date, timezone)
-		VALUES (10, 'Harbor Clinic', 'harbor', 1, 'trial', 'active', 'cus_1', 'sub_1', '2026-12-31T23:30:00Z', 'Europe/Berlin')`)
-	exec(`INSERT INTO account_members (account_id, user_id, role) VALUES (10, 1, 'owner'), (10, 2, 'admin'), (10, 3, 'manager')`)
+	acc := testfactory.Account(t, store, &testfactory.AccountOpts{
+		Slug: "harbor", Name: "Harbor Clinic", Status: "active", Timezone: "Europe/Berlin",
+		StripeCustomerID: "cus_1", StripeSubscriptionID: "sub_1", SubscriptionEndDate: time.Date(2026, 12, 31, 23, 30, 0, 0, time.UTC),
+		Owner: &testfactory.UserOpts{Email: "Owner@Harbor.example", FirstName: "Olivia", LastName: "Owner"},
+	})
+	testfactory.Member(t, store, acc.ID, postgres.RoleAdmin, &testfactory.UserOpts{Email: "admin@harbor.example", FirstName: "Adam", LastName: "Admin"})
+	testfactory.Member(t, store, acc.ID, postgres.RoleManager, &testfactory.UserOpts{Email: "manager@harbor.example", FirstName: "Mia", LastName: "Manager"})
 	exec(`INSERT INTO stripe_events (id, type, stripe_created_at, payload) VALUES ('evt_1', 'invoice.payment_failed', now(), '{}'), ('evt_2', 'invoice.payment_failed', now(), '{}')`)
 	exec(`INSERT INTO invoice_payment_failures (invoice_id, attempt_count, account_id, stripe_event_id, amount_due, currency, next_attempt_at, hosted_invoice_url)
-		VALUES ('in_1', 1, 10, 'evt_1', 490000, 'jpy', '2027-01-03T09:00:00Z', 'https://invoice.stripe.com/i/in_1'),
-		       ('in_1', 2, 10, 'evt_2', 490000, 'jpy', NULL, NULL)`)
-	return 10
+		VALUES ('in_1', 1, $1, 'evt_1', 490000, 'jpy', '2027-01-03T09:00:00Z', 'https://invoice.stripe.com/i/in_1'),
+		       ('in_1', 2, $1, 'evt_2', 490000, 'jpy', NULL, NULL)`, acc.ID)
+	return acc.ID
 }
 
 func TestNotifierWelcomeOncePerSubscription(t *testing.T) {
@@ -142,7 +144,7 @@ func TestNotifierErrors(t *testing.T) {
 	ctx := context.Background()
 	assert.ErrorIs(t, n.SubscriptionCreated(ctx, 999, "sub_x", time.Time{}), postgres.ErrNotFound)
 	assert.ErrorIs(t, n.PaymentFailed(ctx, accountID, "in_missing", 1), postgres.ErrNotFound)
-	assert.ErrorContains(t, n.PaymentFailed(ctx, accountID+1, "in_1", 1), "belongs to account 10")
+	assert.ErrorContains(t, n.PaymentFailed(ctx, accountID+1, "in_1", 1), fmt.Sprintf("belongs to account %d", accountID))
 }
 
 func keys[V any](m map[string]V) []string {
