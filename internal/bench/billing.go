@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
@@ -32,22 +33,16 @@ type BillingResult struct {
 // seedAccounts inserts n accounts, each with an owner, whose Stripe customer
 // ids are cus_<prefix>_<i>, i from 0.
 func seedAccounts(ctx context.Context, e *env, n int, prefix string) error {
-	const q = `
-WITH u AS (
-    INSERT INTO users (email, first_name, last_name)
-    SELECT $2 || '-' || i || '@bench.cleantrack.local', 'Owner', 'No' || i
-    FROM generate_series(0, $1 - 1) AS i
-    RETURNING id, last_name
-)
-INSERT INTO accounts (name, slug, owner_id, stripe_customer_id)
-SELECT 'Bench ' || u.last_name, $2 || '-' || substr(u.last_name, 3), u.id, 'cus_' || $2 || '_' || substr(u.last_name, 3)
-FROM u`
-	if _, err := e.sql.ExecContext(ctx, q, n, prefix); err != nil {
-		return fmt.Errorf("seed accounts: %w", err)
+	accounts := make([]postgres.OwnedAccount, n)
+	for i := range accounts {
+		s := strconv.Itoa(i)
+		accounts[i] = postgres.OwnedAccount{
+			Owner:   postgres.NewUser{Email: prefix + "-" + s + "@bench.cleantrack.local", FirstName: "Owner", LastName: "No" + s},
+			Account: postgres.NewAccount{Name: "Bench " + s, Slug: prefix + "-" + s, StripeCustomerID: "cus_" + prefix + "_" + s},
+		}
 	}
-	const m = `INSERT INTO account_members (account_id, user_id, role) SELECT id, owner_id, 'owner' FROM accounts ON CONFLICT DO NOTHING`
-	if _, err := e.sql.ExecContext(ctx, m); err != nil {
-		return fmt.Errorf("seed members: %w", err)
+	if _, err := e.store.CreateAccounts(ctx, accounts); err != nil {
+		return fmt.Errorf("seed accounts: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/postgres"
 )
 
 // webhookSecret signs every event the bench sends.
@@ -25,6 +27,7 @@ type env struct {
 	logs   string
 	db     *ScratchDB
 	sql    *sql.DB
+	store  *postgres.Store
 	redis  *RedisDB
 	port   int
 	procs  map[string]*Proc
@@ -47,6 +50,10 @@ func newEnv(ctx context.Context, o Options, root string, out io.Writer) (*env, e
 		e.close()
 		return nil, err
 	}
+	if e.store, err = postgres.Open(ctx, e.db.URL); err != nil {
+		e.close()
+		return nil, err
+	}
 	if e.redis, err = LockRedisDB(ctx, o.RedisServer); err != nil {
 		e.close()
 		return nil, err
@@ -62,6 +69,9 @@ func newEnv(ctx context.Context, o Options, root string, out io.Writer) (*env, e
 func (e *env) close() {
 	for name := range e.procs {
 		e.stop(name)
+	}
+	if e.store != nil {
+		e.store.Close()
 	}
 	if e.sql != nil {
 		e.sql.Close()

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
@@ -44,6 +45,7 @@ type Case struct {
 	Name   string
 	DB     *bench.ScratchDB
 	SQL    *sql.DB
+	Store  *postgres.Store // for seeding rows
 	Port   int
 	Logs   string
 	procs  map[string]*bench.Proc
@@ -61,14 +63,23 @@ func (w *World) newCase(ctx context.Context, name string) (*Case, error) {
 		db.Drop(ctx)
 		return nil, err
 	}
+	store, err := postgres.Open(ctx, db.URL)
+	if err != nil {
+		s.Close()
+		db.Drop(ctx)
+		return nil, err
+	}
 	rc := redis.NewClient(&redis.Options{Addr: w.Redis.Addr()})
 	rc.FlushAll(ctx)
 	rc.Close()
 	port, err := bench.FreePort()
 	if err != nil {
+		store.Close()
+		s.Close()
+		db.Drop(ctx)
 		return nil, err
 	}
-	return &Case{W: w, Name: name, DB: db, SQL: s, Port: port, Secret: webhookSecret,
+	return &Case{W: w, Name: name, DB: db, SQL: s, Store: store, Port: port, Secret: webhookSecret,
 		Logs: filepath.Join(w.Dir, "logs", name), procs: map[string]*bench.Proc{}}, nil
 }
 
@@ -77,6 +88,7 @@ func (c *Case) close() {
 		p.Kill()
 		delete(c.procs, name)
 	}
+	c.Store.Close()
 	c.SQL.Close()
 	c.DB.Drop(context.Background())
 }
@@ -242,36 +254,27 @@ func (c *Case) Str(ctx context.Context, q string, args ...any) string {
 // SeedAccount inserts an account with an owner (email owner@<slug>.test)
 // linked to Stripe customer cus, and returns its id.
 func (c *Case) SeedAccount(ctx context.Context, slug, cus string) (int64, error) {
-	const q = `
-WITH u AS (
-    INSERT INTO users (email, first_name, last_name) VALUES ($1, 'Olive', 'Owner') RETURNING id
-), a AS (
-    INSERT INTO accounts (name, slug, owner_id, stripe_customer_id)
-    SELECT $2, $3, u.id, NULLIF($4, '') FROM u RETURNING id, owner_id
-)
-INSERT INTO account_members (account_id, user_id, role) SELECT id, owner_id, 'owner' FROM a RETURNING account_id`
-	var id int64
-	err := c.SQL.QueryRowContext(ctx, q, "owner@"+slug+".test", "Drill "+slug, slug, cus).Scan(&id)
+	ids, err := c.Store.CreateAccounts(ctx, []postgres.OwnedAccount{{
+		Owner:   postgres.NewUser{Email: "owner@" + slug + ".test", FirstName: "Olive", LastName: "Owner"},
+		Account: postgres.NewAccount{Name: "Drill " + slug, Slug: slug, StripeCustomerID: cus},
+	}})
 	if err != nil {
 		return 0, fmt.Errorf("seed account %s: %w", slug, err)
 	}
-	return id, nil
+	return ids[0], nil
 }
 
 // SeedAccounts inserts n accounts whose customers are cus_<prefix>_<i>.
 func (c *Case) SeedAccounts(ctx context.Context, prefix string, n int) error {
-	const q = `
-WITH u AS (
-    INSERT INTO users (email, first_name, last_name)
-    SELECT $2 || '-' || i || '@drill.test', 'Owner', 'No' || i FROM generate_series(0, $1 - 1) AS i
-    RETURNING id, last_name
-), a AS (
-    INSERT INTO accounts (name, slug, owner_id, stripe_customer_id)
-    SELECT 'Drill ' || u.last_name, $2 || '-' || substr(u.last_name, 3), u.id, 'cus_' || $2 || '_' || substr(u.last_name, 3)
-    FROM u RETURNING id, owner_id
-)
-INSERT INTO account_members (account_id, user_id, role) SELECT id, owner_id, 'owner' FROM a`
-	if _, err := c.SQL.ExecContext(ctx, q, n, prefix); err != nil {
+	accounts := make([]postgres.OwnedAccount, n)
+	for i := range accounts {
+		s := strconv.Itoa(i)
+		accounts[i] = postgres.OwnedAccount{
+			Owner:   postgres.NewUser{Email: prefix + "-" + s + "@drill.test", FirstName: "Owner", LastName: "No" + s},
+			Account: postgres.NewAccount{Name: "Drill " + s, Slug: prefix + "-" + s, StripeCustomerID: "cus_" + prefix + "_" + s},
+		}
+	}
+	if _, err := c.Store.CreateAccounts(ctx, accounts); err != nil {
 		return fmt.Errorf("seed accounts: %w", err)
 	}
 	return nil
