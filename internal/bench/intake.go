@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
@@ -258,16 +259,16 @@ type cpuSample struct {
 func startCPU(pid int) cpuSample {
 	s := cpuSample{pid: pid, start: time.Now()}
 	s.busy0 = machineBusyTicks()
-	s.web0, _ = CPUTicks(pid)
-	s.self0, _ = CPUTicks(os.Getpid())
+	s.web0, _ = proctest.CPUTicks(pid)
+	s.self0, _ = proctest.CPUTicks(os.Getpid())
 	return s
 }
 
 func (s cpuSample) stop() (machine, web, self float64) {
 	secs := time.Since(s.start).Seconds()
-	pct := func(t0, t1 int64) float64 { return float64(t1-t0) / TicksPerSecond / secs * 100 }
-	w, _ := CPUTicks(s.pid)
-	me, _ := CPUTicks(os.Getpid())
+	pct := func(t0, t1 int64) float64 { return float64(t1-t0) / proctest.TicksPerSecond / secs * 100 }
+	w, _ := proctest.CPUTicks(s.pid)
+	me, _ := proctest.CPUTicks(os.Getpid())
 	return pct(s.busy0, machineBusyTicks()), pct(s.web0, w), pct(s.self0, me)
 }
 

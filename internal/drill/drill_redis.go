@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
@@ -87,7 +87,7 @@ func drillRedis(ctx context.Context, c *Case) error {
 		return err
 	}
 	time.Sleep(2 * time.Second)
-	cpu, err := bench.CPUPercentOver(ctx, worker.Pid(), 10*time.Second)
+	cpu, err := proctest.CPUPercentOver(ctx, worker.Pid(), 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func drillRedis(ctx context.Context, c *Case) error {
 		return err
 	}
 	time.Sleep(2 * time.Second)
-	cpu, err = bench.CPUPercentOver(ctx, worker.Pid(), 10*time.Second)
+	cpu, err = proctest.CPUPercentOver(ctx, worker.Pid(), 10*time.Second)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/bench"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
@@ -48,7 +49,7 @@ type Case struct {
 	Store  *postgres.Store // for seeding rows
 	Port   int
 	Logs   string
-	procs  map[string]*bench.Proc
+	procs  map[string]*proctest.Proc
 	fails  []string
 	Secret string
 }
@@ -72,7 +73,7 @@ func (w *World) newCase(ctx context.Context, name string) (*Case, error) {
 	rc := redis.NewClient(&redis.Options{Addr: w.Redis.Addr()})
 	rc.FlushAll(ctx)
 	rc.Close()
-	port, err := bench.FreePort()
+	port, err := proctest.FreePort()
 	if err != nil {
 		store.Close()
 		s.Close()
@@ -80,7 +81,7 @@ func (w *World) newCase(ctx context.Context, name string) (*Case, error) {
 		return nil, err
 	}
 	return &Case{W: w, Name: name, DB: db, SQL: s, Store: store, Port: port, Secret: webhookSecret,
-		Logs: filepath.Join(w.Dir, "logs", name), procs: map[string]*bench.Proc{}}, nil
+		Logs: filepath.Join(w.Dir, "logs", name), procs: map[string]*proctest.Proc{}}, nil
 }
 
 func (c *Case) close() {
@@ -116,7 +117,7 @@ func (c *Case) Check(ok bool, format string, args ...any) {
 
 // Env is the environment of every process in the drill, plus extra.
 func (c *Case) Env(extra map[string]string) map[string]string {
-	p := func() string { n, _ := bench.FreePort(); return "127.0.0.1:" + strconv.Itoa(n) }
+	p := func() string { n, _ := proctest.FreePort(); return "127.0.0.1:" + strconv.Itoa(n) }
 	env := map[string]string{
 		"DATABASE_URL":           c.DB.URL,
 		"REDIS_URL":              c.W.Redis.URL(),
@@ -139,18 +140,18 @@ func (c *Case) Env(extra map[string]string) map[string]string {
 
 // Start starts a binary (web, worker, scheduler) under a name (so two
 // schedulers can run), waiting for the web process to answer /healthz.
-func (c *Case) Start(ctx context.Context, name, bin string, extra map[string]string) (*bench.Proc, error) {
+func (c *Case) Start(ctx context.Context, name, bin string, extra map[string]string) (*proctest.Proc, error) {
 	if old := c.procs[name]; old != nil {
 		old.Kill()
 	}
-	p, err := bench.StartProc(name, filepath.Join(c.W.Bin, bin), nil, c.Env(extra), c.Logs)
+	p, err := proctest.Start(proctest.Config{Name: name, Path: filepath.Join(c.W.Bin, bin), Env: c.Env(extra), LogDir: c.Logs})
 	if err != nil {
 		return nil, err
 	}
 	c.procs[name] = p
 	if bin == "web" {
-		if err := bench.WaitHTTP(ctx, c.URL("/healthz"), 20*time.Second); err != nil {
-			return nil, fmt.Errorf("web: %w\n%s", err, p.LogTail(20))
+		if err := proctest.WaitHTTP(ctx, c.URL("/healthz"), 20*time.Second, p); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
 		}
 		return p, nil
 	}
@@ -162,7 +163,7 @@ func (c *Case) Start(ctx context.Context, name, bin string, extra map[string]str
 }
 
 // Proc returns a started process by name.
-func (c *Case) Proc(name string) *bench.Proc { return c.procs[name] }
+func (c *Case) Proc(name string) *proctest.Proc { return c.procs[name] }
 
 // Kill SIGKILLs a process.
 func (c *Case) Kill(name string) {

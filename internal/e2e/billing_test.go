@@ -17,6 +17,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/redistest"
 	"github.com/cleantrack/jobs/internal/resendtest"
 	"github.com/cleantrack/jobs/internal/stripetest"
@@ -40,8 +41,8 @@ func newSystem(t *testing.T) *system {
 	t.Helper()
 	store, dbURL := pgtest.NewStore(t)
 	redisURL := redistest.NewURL(t)
-	webAddr := freeAddr(t)
-	adminAddr := freeAddr(t)
+	webAddr := proctest.FreeAddrT(t)
+	adminAddr := proctest.FreeAddrT(t)
 	outbox := t.TempDir()
 	env := map[string]string{
 		"DATABASE_URL":           dbURL,
@@ -49,8 +50,8 @@ func newSystem(t *testing.T) *system {
 		"PORT":                   strings.Split(webAddr, ":")[1],
 		"STRIPE_WEBHOOK_SECRET":  secret,
 		"ADMIN_ADDR":             adminAddr,
-		"WORKER_METRICS_ADDR":    freeAddr(t),
-		"SCHEDULER_METRICS_ADDR": freeAddr(t),
+		"WORKER_METRICS_ADDR":    proctest.FreeAddrT(t),
+		"SCHEDULER_METRICS_ADDR": proctest.FreeAddrT(t),
 		"LOG_FORMAT":             "json",
 		"EMAIL_OUTBOX_DIR":       outbox,
 		"INBOX_REDRIVE_MIN_AGE":  "0s",
@@ -60,27 +61,27 @@ func newSystem(t *testing.T) *system {
 	return &system{store: store, redisURL: redisURL, env: env, webURL: "http://" + webAddr, adminURL: "http://" + adminAddr, outbox: outbox}
 }
 
-func (s *system) startWeb(t *testing.T) *proc {
+func (s *system) startWeb(t *testing.T) *proctest.Proc {
 	t.Helper()
 	p := start(t, "web", s.env)
-	waitHTTP(t, s.webURL+"/healthz", p)
+	proctest.WaitHTTPT(t, s.webURL+"/healthz", p)
 	return p
 }
 
 // startWorker starts a worker and waits until its /readyz (PostgreSQL and
 // Redis reachable) answers 200.
-func (s *system) startWorker(t *testing.T) *proc {
+func (s *system) startWorker(t *testing.T) *proctest.Proc {
 	t.Helper()
 	p := start(t, "worker", s.env)
-	waitHTTP(t, "http://"+s.env["WORKER_METRICS_ADDR"]+"/readyz", p)
+	proctest.WaitHTTPT(t, "http://"+s.env["WORKER_METRICS_ADDR"]+"/readyz", p)
 	return p
 }
 
 // startScheduler starts a scheduler and waits until its /readyz answers 200.
-func (s *system) startScheduler(t *testing.T) *proc {
+func (s *system) startScheduler(t *testing.T) *proctest.Proc {
 	t.Helper()
 	p := start(t, "scheduler", s.env)
-	waitHTTP(t, "http://"+s.env["SCHEDULER_METRICS_ADDR"]+"/readyz", p)
+	proctest.WaitHTTPT(t, "http://"+s.env["SCHEDULER_METRICS_ADDR"]+"/readyz", p)
 	return p
 }
 
