@@ -67,12 +67,6 @@ func (w *world) exec(q string, args ...any) {
 	require.NoError(w.t, err)
 }
 
-// user creates a user named name (the address is name@example.com).
-func (w *world) user(name string) int64 {
-	w.t.Helper()
-	return testfactory.User(w.t, w.store, &testfactory.UserOpts{Email: name + "@example.com", FirstName: name, LastName: "Test"})
-}
-
 // account creates an account whose owner is a new user "<slug>-owner".
 func (w *world) account(slug, tz, status string) (accountID, ownerID int64) {
 	w.t.Helper()

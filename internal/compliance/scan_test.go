@@ -3,6 +3,7 @@ package compliance_test
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -183,7 +184,7 @@ func TestScanEnqueuesEmailsOwedByAnAlertOpenedBeforeACrash(t *testing.T) {
 func TestScanOfOneAccountLeavesOthersAlone(t *testing.T) {
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
-	a, _ := w.account("a", "UTC", "active")
+	a, aOwner := w.account("a", "UTC", "active")
 	b, _ := w.account("b", "UTC", "active")
 	var aIDs []int64
 	for _, acc := range []int64{a, b} {
@@ -198,8 +199,19 @@ func TestScanOfOneAccountLeavesOthersAlone(t *testing.T) {
 	r, err := w.service(now, 0).Scan(w.ctx, a)
 	require.NoError(t, err)
 	assert.Equal(t, 3, r.Opened)
-	assert.Len(t, w.activeAlerts(a), 3)
+	alerts := w.activeAlerts(a)
+	var alerted []int64
+	for eq := range alerts {
+		alerted = append(alerted, eq)
+	}
+	assert.ElementsMatch(t, aIDs, alerted, "one alert for each piece of account a's equipment")
 	assert.Empty(t, w.activeAlerts(b))
+	var want []string
+	for _, eq := range aIDs {
+		want = append(want, fmt.Sprintf("overdue/%d/%d a-owner@example.com", alerts[eq], aOwner))
+	}
+	sort.Strings(want)
+	assert.Equal(t, want, keys(w.emails()), "only account a's owner is told, once per alert")
 }
 
 func TestHandleOverdueScanRejectsABadPayload(t *testing.T) {
