@@ -16,6 +16,7 @@ import (
 )
 
 func TestEmailPreview(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"SITE_URL": "https://app.cleantrack.example"}
 	for _, name := range email.Templates() {
 		t.Run(name, func(t *testing.T) {
@@ -55,6 +56,7 @@ func TestEmailPreview(t *testing.T) {
 }
 
 func TestEmailSendTestOutbox(t *testing.T) {
+	t.Parallel()
 	_, dbURL := pgtest.NewStore(t)
 	outbox := t.TempDir()
 	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redistest.NewURL(t), "EMAIL_OUTBOX_DIR": outbox}
@@ -75,6 +77,7 @@ func TestEmailSendTestOutbox(t *testing.T) {
 }
 
 func TestEmailSendTestResendAndSuppression(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	_, dbURL := pgtest.NewStore(t)
 	env := map[string]string{

@@ -82,6 +82,7 @@ func (f *opsFixture) state(t *testing.T, q, id string) string {
 }
 
 func TestQueuesCommand(t *testing.T) {
+	t.Parallel()
 	f := newOpsFixture(t)
 
 	t.Run("table", func(t *testing.T) {
@@ -155,6 +156,7 @@ func TestQueuesCommand(t *testing.T) {
 }
 
 func TestTasksListAndShow(t *testing.T) {
+	t.Parallel()
 	f := newOpsFixture(t)
 
 	t.Run("archived table with the reason", func(t *testing.T) {
@@ -234,6 +236,7 @@ func TestTasksListAndShow(t *testing.T) {
 }
 
 func TestTasksRetryAndDelete(t *testing.T) {
+	t.Parallel()
 	f := newOpsFixture(t)
 
 	t.Run("retry one archived task", func(t *testing.T) {
@@ -277,6 +280,7 @@ func TestTasksRetryAndDelete(t *testing.T) {
 // TestBulkRetryShowsProgress archives more tasks than one batch and retries,
 // then deletes, all of them.
 func TestBulkRetryShowsProgress(t *testing.T) {
+	t.Parallel()
 	url := redistest.NewURL(t)
 	opt, err := queue.RedisOpt(url)
 	require.NoError(t, err)

@@ -104,6 +104,7 @@ func (w *fakeWebhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 func TestStripeTriggerPostsSignedEvent(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	f.account(t, "acme", "cus_acme")
 	fake := &fakeWebhook{}
@@ -129,6 +130,7 @@ func TestStripeTriggerPostsSignedEvent(t *testing.T) {
 }
 
 func TestStripeTriggerCustomerCreatedNamesAccount(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	id := f.account(t, "fresh", "")
 	fake := &fakeWebhook{}
@@ -156,6 +158,7 @@ func TestStripeTriggerCustomerCreatedNamesAccount(t *testing.T) {
 func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestStripeTriggerFailures(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	f.account(t, "acme", "cus_acme")
 	refusing := &fakeWebhook{status: http.StatusServiceUnavailable}
@@ -197,6 +200,7 @@ func TestStripeTriggerFailures(t *testing.T) {
 }
 
 func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	client, insp := f.redis(t)
 	ctx := context.Background()
@@ -232,6 +236,7 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 }
 
 func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	_, insp := f.redis(t)
 	eventID := f.record(t, stripetest.EventOptions{Type: billing.EventCustomerCreated})
@@ -245,6 +250,7 @@ func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
 }
 
 func TestStripeEventsListsInbox(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	ctx := context.Background()
 	pending := f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionCreated})

@@ -59,6 +59,7 @@ func fileExists(p string) bool {
 }
 
 func TestStripeCheckAgainstStripeMock(t *testing.T) {
+	t.Parallel()
 	base := stripeMock(t)
 	out, _, err := cli(t, map[string]string{"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_API_BASE": base}, "stripe", "check")
 	// stripe-mock's only endpoint listens for charge events elsewhere: the key
@@ -71,6 +72,7 @@ func TestStripeCheckAgainstStripeMock(t *testing.T) {
 }
 
 func TestStripeCheckFindsOurEndpoint(t *testing.T) {
+	t.Parallel()
 	api := stripetest.NewAPI()
 	defer api.Close()
 	api.PutWebhookEndpoint(stripetest.WebhookEndpoint{URL: "https://app.example/billing/webhooks/stripe/", APIVersion: "2025-03-31.basil", EnabledEvents: []string{"*"}})

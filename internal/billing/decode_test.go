@@ -14,6 +14,7 @@ import (
 )
 
 func TestExpandableID(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		in   string
 		want string
@@ -43,6 +44,7 @@ func TestExpandableID(t *testing.T) {
 // change the decoder must survive: in 2025-03-31 the period end left the
 // subscription and the invoice's subscription moved under parent.
 func TestShapesPutFieldsWhereStripeDoes(t *testing.T) {
+	t.Parallel()
 	end := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		shape, apiVersion string
@@ -84,6 +86,7 @@ func TestShapesPutFieldsWhereStripeDoes(t *testing.T) {
 }
 
 func TestDecodeEventRejectsNonEvents(t *testing.T) {
+	t.Parallel()
 	for name, raw := range map[string]string{
 		"not JSON":  `{"id":`,
 		"no type":   `{"id":"evt_1","data":{"object":{}}}`,
@@ -100,6 +103,7 @@ func TestDecodeEventRejectsNonEvents(t *testing.T) {
 // TestEveryTypeCanBeBuilt keeps the event builder and the types the handler
 // applies in step.
 func TestEveryTypeCanBeBuilt(t *testing.T) {
+	t.Parallel()
 	for _, typ := range billing.EventTypes {
 		for _, shape := range stripetest.Shapes {
 			raw, err := stripetest.BuildEvent(stripetest.EventOptions{Type: typ, Shape: shape})

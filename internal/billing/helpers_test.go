@@ -82,6 +82,14 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{store: store, notifier: n, handler: h}
 }
 
+// fresh returns a fixture on f's database with a notifier and handler of
+// its own, for subtests that share one database.
+func (f *fixture) fresh() *fixture {
+	n := &recordingNotifier{}
+	h := billing.NewHandler(f.store, n, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return &fixture{store: f.store, notifier: n, handler: h}
+}
+
 // createAccount inserts an owner and an account with slug, linked to
 // customerID unless it is empty, and returns the account id.
 func (f *fixture) createAccount(t *testing.T, slug, customerID string) int64 {

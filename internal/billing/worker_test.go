@@ -79,6 +79,7 @@ func waitArchived(t *testing.T, insp *asynq.Inspector, eventID string) *asynq.Ta
 }
 
 func TestWorkerArchivesUnknownCustomerAfterRetries(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
 	f.startWorker(t, opt)
@@ -97,6 +98,7 @@ func TestWorkerArchivesUnknownCustomerAfterRetries(t *testing.T) {
 }
 
 func TestWorkerArchivesMalformedAtOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
 	f.startWorker(t, opt)
@@ -114,6 +116,7 @@ func TestWorkerArchivesMalformedAtOnce(t *testing.T) {
 }
 
 func TestWorkerAppliesQueuedEvent(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, _ := f.withQueue(t)
 	f.startWorker(t, opt)
@@ -127,6 +130,7 @@ func TestWorkerAppliesQueuedEvent(t *testing.T) {
 }
 
 func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, _, insp := f.withQueue(t)
 	f.handler.RedriveMinAge = 0
@@ -165,6 +169,7 @@ func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 // sweep finds the archived task and marks the row failed with its reason,
 // instead of counting it as queued forever.
 func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, client, insp := f.withQueue(t)
 	f.handler.RedriveMinAge = 0
@@ -190,6 +195,7 @@ func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 }
 
 func TestRedriveWaitsForMinAge(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.withQueue(t)
 	f.record(t, stripetest.EventOptions{Type: billing.EventSubscriptionUpdated})
@@ -202,6 +208,7 @@ func TestRedriveWaitsForMinAge(t *testing.T) {
 // TestRedriveAfterRedisLoss is the sweep's reason to exist: the event was
 // recorded and its task lost, and the sweep plus a worker still apply it.
 func TestRedriveAfterRedisLoss(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
 	f.handler.RedriveMinAge = 0
@@ -223,6 +230,7 @@ func TestRedriveAfterRedisLoss(t *testing.T) {
 }
 
 func TestRedriveTaskRejectsBadPayload(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	err := f.handler.ProcessInboxRedrive(context.Background(), asynq.NewTask(tasks.TypeInboxRedrive, []byte("{")))
 	require.Error(t, err)
@@ -233,6 +241,7 @@ func TestRedriveTaskRejectsBadPayload(t *testing.T) {
 // into the web process's handler, the inbox row and task it records, a real
 // worker, and the account row; then Stripe delivering the same event again.
 func TestEndToEndSignedWebhookToAccount(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, _ := f.withQueue(t)
 	f.startWorker(t, opt)

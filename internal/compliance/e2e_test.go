@@ -84,6 +84,7 @@ func (w *world) enqueue(task *asynq.Task, opts []asynq.Option, err error) {
 }
 
 func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := time.Now().UTC()
 	north, northOwner := w.account("north", "UTC", "active")

@@ -16,6 +16,7 @@ import (
 )
 
 func TestScanOpensOneAlertPerOverdueEquipmentAndEmailsOnce(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	acc, owner := w.account("clinic", "Europe/Berlin", "active")
@@ -106,6 +107,7 @@ func TestScanOpensOneAlertPerOverdueEquipmentAndEmailsOnce(t *testing.T) {
 }
 
 func TestScanGraceDelaysOverdue(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	acc, _ := w.account("clinic", "UTC", "active")
@@ -122,6 +124,7 @@ func TestScanGraceDelaysOverdue(t *testing.T) {
 }
 
 func TestScanResolvesCleanedAndDeactivatedEquipment(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	acc, owner := w.account("clinic", "UTC", "active")
@@ -156,6 +159,7 @@ func TestScanResolvesCleanedAndDeactivatedEquipment(t *testing.T) {
 }
 
 func TestScanEnqueuesEmailsOwedByAnAlertOpenedBeforeACrash(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	acc, owner := w.account("clinic", "UTC", "active")
@@ -182,6 +186,7 @@ func TestScanEnqueuesEmailsOwedByAnAlertOpenedBeforeACrash(t *testing.T) {
 }
 
 func TestScanOfOneAccountLeavesOthersAlone(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	a, aOwner := w.account("a", "UTC", "active")
@@ -215,6 +220,7 @@ func TestScanOfOneAccountLeavesOthersAlone(t *testing.T) {
 }
 
 func TestHandleOverdueScanRejectsABadPayload(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	err := w.service(time.Now(), 0).HandleOverdueScan(w.ctx, asynq.NewTask(tasks.TypeOverdueScan, []byte("{")))
 	assert.ErrorIs(t, err, asynq.SkipRetry)

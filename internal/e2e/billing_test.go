@@ -128,12 +128,14 @@ func (s *system) processed(t *testing.T, eventID string) bool {
 // A signed webhook goes through the web process, Redis and a real worker to
 // the account row, for both API shapes.
 func TestWebhookToAccount(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t)
 	s.startWeb(t)
 	s.startWorker(t)
 
 	for _, shape := range []string{stripetest.Shape2023, stripetest.Shape2025} {
 		t.Run(shape, func(t *testing.T) {
+			t.Parallel()
 			cus := "cus_e2e_" + shape
 			id := s.account(t, "clinic-"+shape, cus)
 			end := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second).UTC()
@@ -168,6 +170,7 @@ func TestWebhookToAccount(t *testing.T) {
 // Redis loses the queued task after the web process answered 200: the
 // scheduler's inbox sweep re-drives the event from PostgreSQL.
 func TestRedisFlushedAfterAcceptIsRedriven(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t)
 	s.startWeb(t)
 	id := s.account(t, "flushed", "cus_flushed")
@@ -198,6 +201,7 @@ func TestRedisFlushedAfterAcceptIsRedriven(t *testing.T) {
 // subscription and one payment-failed email per invoice attempt and
 // recipient, however often Stripe delivers the events.
 func TestBillingEmailsEndToEnd(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t)
 	fake := resendtest.New(t)
 	s.env["RESEND_API_KEY"] = "re_test_key"
@@ -252,6 +256,7 @@ func TestBillingEmailsEndToEnd(t *testing.T) {
 
 // Without a Resend key the same trigger lands in the outbox directory.
 func TestWelcomeEmailInOutbox(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t)
 	s.startWeb(t)
 	s.startWorker(t)

@@ -43,6 +43,7 @@ func seedAccount(t *testing.T, store *postgres.Store) int64 {
 }
 
 func TestNotifierWelcomeOncePerSubscription(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
@@ -80,6 +81,7 @@ func TestNotifierWelcomeOncePerSubscription(t *testing.T) {
 // the account without an end date; the welcome email takes the period end
 // from the event instead of failing to render.
 func TestNotifierWelcomeUsesTheEventsPeriodEnd(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
@@ -97,6 +99,7 @@ func TestNotifierWelcomeUsesTheEventsPeriodEnd(t *testing.T) {
 }
 
 func TestNotifierPaymentFailedOncePerAttemptAndRecipient(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
@@ -138,6 +141,7 @@ func TestNotifierPaymentFailedOncePerAttemptAndRecipient(t *testing.T) {
 }
 
 func TestNotifierErrors(t *testing.T) {
+	t.Parallel()
 	store, _ := newTestStoreOnly(t)
 	accountID := seedAccount(t, store)
 	n := NewNotifier(store, NewService(nil), "https://app.cleantrack.example")

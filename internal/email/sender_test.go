@@ -70,6 +70,7 @@ func delivery(t *testing.T, store *postgres.Store, key string) postgres.EmailDel
 }
 
 func TestDeliverSendsOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
@@ -107,6 +108,7 @@ func TestDeliverSendsOnce(t *testing.T) {
 }
 
 func TestDeliverBaseURLWithPathPrefix(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	s, _ := newTestSender(t, fake, nil, func(c *SenderConfig) { c.BaseURL = strings.TrimSuffix(fake.URL(), "/") + "/resend" })
 	_, err := s.Deliver(context.Background(), welcomePayload(t, "welcome/sub_prefix", "a@example.com"), false)
@@ -117,6 +119,7 @@ func TestDeliverBaseURLWithPathPrefix(t *testing.T) {
 }
 
 func TestDeliverSuppressedSkipsCall(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
@@ -141,6 +144,7 @@ func TestDeliverSuppressedSkipsCall(t *testing.T) {
 }
 
 func TestDeliverOutbox(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, store := newTestSender(t, nil, nil)
 	require.True(t, s.Outbox())
@@ -172,6 +176,7 @@ func TestDeliverOutbox(t *testing.T) {
 }
 
 func TestDeliverFailureClasses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		reply      resendtest.Reply
@@ -210,6 +215,7 @@ func TestDeliverFailureClasses(t *testing.T) {
 	store, _ := pgtest.NewStore(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			fake := resendtest.New(t)
 			fake.ReplyNext(tt.reply)
 			s := newSenderOn(t, store, fake, nil)
@@ -230,6 +236,7 @@ func TestDeliverFailureClasses(t *testing.T) {
 }
 
 func TestDeliverNetworkErrorRetries(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	fake.Close()
@@ -243,6 +250,7 @@ func TestDeliverNetworkErrorRetries(t *testing.T) {
 }
 
 func TestDeliverMissingFieldFailsWithoutCall(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	d := sample(t, TemplateWelcome).(WelcomeData)
@@ -259,6 +267,7 @@ func TestDeliverMissingFieldFailsWithoutCall(t *testing.T) {
 }
 
 func TestDeliverKeyReusedForAnotherEmail(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	ctx := context.Background()
@@ -271,6 +280,7 @@ func TestDeliverKeyReusedForAnotherEmail(t *testing.T) {
 }
 
 func TestDeliverSharedRateLimit(t *testing.T) {
+	t.Parallel()
 	rdb, _ := redistest.NewClient(t)
 	fake := resendtest.New(t)
 	slow := func(c *SenderConfig) { c.RatePerSecond, c.MaxRateWait = 1, time.Millisecond }
@@ -294,6 +304,7 @@ func TestDeliverSharedRateLimit(t *testing.T) {
 }
 
 func TestDeliverWaitsBrieflyForItsTurn(t *testing.T) {
+	t.Parallel()
 	rdb, _ := redistest.NewClient(t)
 	fake := resendtest.New(t)
 	s, _ := newTestSender(t, fake, rdb, func(c *SenderConfig) { c.RatePerSecond, c.MaxRateWait = 1, 5*time.Second })
@@ -306,12 +317,14 @@ func TestDeliverWaitsBrieflyForItsTurn(t *testing.T) {
 }
 
 func TestProcessTaskMalformedPayload(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSender(t, nil, nil)
 	err := s.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeEmailSend, []byte(`{"key":`)))
 	assert.ErrorIs(t, err, asynq.SkipRetry)
 }
 
 func TestClassifyUnknownStatus(t *testing.T) {
+	t.Parallel()
 	c, _ := classify(apiResponse{status: http.StatusNotFound}, errors.New("[ERROR]: not found"))
 	assert.Equal(t, classPermanent, c)
 	c, _ = classify(apiResponse{status: http.StatusRequestTimeout}, errors.New("[ERROR]: timeout"))

@@ -83,6 +83,7 @@ func (w *worker) taskInfo(t *testing.T, key string, state asynq.TaskState) *asyn
 }
 
 func TestWorkerRetryReusesIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	fake.ReplyNext(resendtest.Reply{Status: 500, Message: "boom"}, resendtest.Reply{Status: 503, Message: "busy"})
 	s, store := newTestSender(t, fake, nil)
@@ -106,6 +107,7 @@ func TestWorkerRetryReusesIdempotencyKey(t *testing.T) {
 }
 
 func TestWorkerRateLimitDoesNotBurnRetries(t *testing.T) {
+	t.Parallel()
 	// Three 429s against a budget of one retry: were they counted, the task
 	// would be archived at the second.
 	r429 := resendtest.Reply{Status: 429, RetryAfter: "0.1", Name: "rate_limit_exceeded", Message: "Too many requests"}
@@ -126,6 +128,7 @@ func TestWorkerRateLimitDoesNotBurnRetries(t *testing.T) {
 }
 
 func TestWorker422ArchivesAtOnce(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	fake.ReplyNext(resendtest.Reply{Status: 422, Name: "validation_error", Message: "Invalid `to` field."})
 	s, store := newTestSender(t, fake, nil)
@@ -143,6 +146,7 @@ func TestWorker422ArchivesAtOnce(t *testing.T) {
 }
 
 func TestWorkerRetriesExhaustedMarksFailed(t *testing.T) {
+	t.Parallel()
 	boom := resendtest.Reply{Status: 500, Message: "boom"}
 	fake := resendtest.New(t)
 	fake.ReplyNext(boom, boom, boom)
@@ -161,6 +165,7 @@ func TestWorkerRetriesExhaustedMarksFailed(t *testing.T) {
 }
 
 func TestWorkerEnqueuedTwiceSendsOnce(t *testing.T) {
+	t.Parallel()
 	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
@@ -183,6 +188,7 @@ func TestWorkerEnqueuedTwiceSendsOnce(t *testing.T) {
 }
 
 func TestServiceRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	svc := NewService(nil)
 	ctx := context.Background()
 	_, err := svc.SendTemplateEmail(ctx, "a@example.com", "nope", struct{}{}, "k")
