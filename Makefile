@@ -34,8 +34,11 @@ fmt:
 services:
 	@bash .ci/services
 
+# Tests of a package run four at a time: they mostly wait on PostgreSQL, Redis
+# and child processes. On two cores (two packages at once) that lends at most
+# eight of redistest's fifteen Redis databases at a time.
 test: services
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m -parallel 4 ./...
 
 dev: services build
 	@bash .ci/dev
