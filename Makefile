@@ -3,13 +3,29 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: build test dev services migrate seed vet fmt bench drills fuzz clean
+.PHONY: build test dev services migrate seed vet lint fmt bench drills fuzz clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet ./...
+
+# gofmt, go vet (also with the bench and drills tags) and staticcheck at a
+# pinned version, installed into $(go env GOPATH)/bin when missing or another.
+STATICCHECK_VERSION := 0.8.2
+STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt: not formatted (run make fmt):"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags bench,drills ./...
+	@$(STATICCHECK) -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION))' || { \
+		echo "installing staticcheck v$(STATICCHECK_VERSION)"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION); }
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags bench,drills ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
@@ -18,8 +34,11 @@ fmt:
 services:
 	@bash .ci/services
 
+# Tests of a package run four at a time: they mostly wait on PostgreSQL, Redis
+# and child processes. On two cores (two packages at once) that lends at most
+# eight of redistest's fifteen Redis databases at a time.
 test: services
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m -parallel 4 ./...
 
 dev: services build
 	@bash .ci/dev

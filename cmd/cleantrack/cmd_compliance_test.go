@@ -21,6 +21,7 @@ import (
 )
 
 func TestSeedDemoThenScanAndReport(t *testing.T) {
+	t.Parallel()
 	store, dbURL := pgtest.NewStore(t)
 	redisURL := redistest.NewURL(t)
 	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL}

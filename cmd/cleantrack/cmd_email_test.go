@@ -1,14 +1,9 @@
 package main
 
 import (
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,9 +12,11 @@ import (
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/resendtest"
 )
 
 func TestEmailPreview(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"SITE_URL": "https://app.cleantrack.example"}
 	for _, name := range email.Templates() {
 		t.Run(name, func(t *testing.T) {
@@ -59,6 +56,7 @@ func TestEmailPreview(t *testing.T) {
 }
 
 func TestEmailSendTestOutbox(t *testing.T) {
+	t.Parallel()
 	_, dbURL := pgtest.NewStore(t)
 	outbox := t.TempDir()
 	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redistest.NewURL(t), "EMAIL_OUTBOX_DIR": outbox}
@@ -79,35 +77,29 @@ func TestEmailSendTestOutbox(t *testing.T) {
 }
 
 func TestEmailSendTestResendAndSuppression(t *testing.T) {
-	var calls atomic.Int32
-	var gotKey atomic.Value
-	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		gotKey.Store(r.Header.Get("Idempotency-Key"))
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"id": "re_msg_1"})
-	}))
-	t.Cleanup(fake.Close)
+	t.Parallel()
+	fake := resendtest.New(t)
 	_, dbURL := pgtest.NewStore(t)
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "REDIS_URL": redistest.NewURL(t),
-		"RESEND_API_KEY": "re_test", "RESEND_BASE_URL": fake.URL + "/",
+		"RESEND_API_KEY": "re_test", "RESEND_BASE_URL": fake.URL(),
 	}
 
 	out, _, err := cli(t, env, "email", "send-test", "--to", "me@example.com")
 	require.NoError(t, err)
 	assert.Contains(t, out, "sent welcome to me@example.com")
-	assert.Contains(t, out, "resend id re_msg_1")
-	assert.Equal(t, int32(1), calls.Load())
-	assert.True(t, strings.HasPrefix(gotKey.Load().(string), "send-test/welcome/me@example.com/"))
+	delivered := fake.Delivered()
+	require.Len(t, delivered, 1)
+	assert.Contains(t, out, "resend id "+delivered[0].ID)
+	assert.Equal(t, []string{"me@example.com"}, delivered[0].To)
+	assert.True(t, strings.HasPrefix(delivered[0].Key, "send-test/welcome/me@example.com/"), delivered[0].Key)
 
 	out, _, err = cli(t, env, "email", "suppress", "Me@Example.com", "--reason", "asked to stop")
 	require.NoError(t, err)
 	assert.Contains(t, out, "asked to stop")
 	_, _, err = cli(t, env, "email", "send-test", "--to", "me@example.com")
 	assert.ErrorContains(t, err, "suppression list")
-	assert.Equal(t, int32(1), calls.Load(), "no call for a suppressed address")
+	assert.Equal(t, 1, fake.RequestCount(), "no call for a suppressed address")
 
 	out, _, err = cli(t, env, "email", "unsuppress", "me@example.com")
 	require.NoError(t, err)
@@ -117,7 +109,7 @@ func TestEmailSendTestResendAndSuppression(t *testing.T) {
 	assert.Contains(t, out, "was not on the suppression list")
 	_, _, err = cli(t, env, "email", "send-test", "--to", "me@example.com")
 	require.NoError(t, err)
-	assert.Equal(t, int32(2), calls.Load())
+	assert.Equal(t, 2, fake.DeliveredCount())
 
 	out, _, err = cli(t, env, "email", "deliveries")
 	require.NoError(t, err)

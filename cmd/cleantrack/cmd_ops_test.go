@@ -77,6 +77,7 @@ func (f *opsFixture) state(t *testing.T, q, id string) string {
 }
 
 func TestQueuesCommand(t *testing.T) {
+	t.Parallel()
 	f := newOpsFixture(t)
 
 	t.Run("table", func(t *testing.T) {
@@ -150,6 +151,7 @@ func TestQueuesCommand(t *testing.T) {
 }
 
 func TestTasksListAndShow(t *testing.T) {
+	t.Parallel()
 	f := newOpsFixture(t)
 
 	t.Run("archived table with the reason", func(t *testing.T) {
@@ -229,6 +231,7 @@ func TestTasksListAndShow(t *testing.T) {
 }
 
 func TestTasksRetryAndDelete(t *testing.T) {
+	t.Parallel()
 	f := newOpsFixture(t)
 
 	t.Run("retry one archived task", func(t *testing.T) {
@@ -273,6 +276,7 @@ func TestTasksRetryAndDelete(t *testing.T) {
 // archived tasks with one Inspector call each, and leaves the queue's other
 // tasks alone.
 func TestBulkRetryAndDeleteArchived(t *testing.T) {
+	t.Parallel()
 	url := redistest.NewURL(t)
 	opt, err := queue.RedisOpt(url)
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/stripetest"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -44,12 +45,12 @@ func newStripeTriggerCmd(e *env) *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&o.account, "account", "", "slug of the account the event is about (required)")
-	f.StringVar(&o.shape, "shape", billing.Shape2025, "API shape: 2023 (2023-10-16) or 2025 (2025-03-31.basil)")
+	f.StringVar(&o.shape, "shape", stripetest.Shape2025, "API shape: 2023 (2023-10-16) or 2025 (2025-03-31.basil)")
 	f.StringVar(&o.url, "url", "", "webhook URL (default http://127.0.0.1:$PORT/billing/webhooks/stripe/)")
 	f.StringVar(&o.price, "price", "", "price id of the subscription (default: the price of the account's plan)")
 	f.StringVar(&o.status, "status", "", "subscription status (default active; canceled for deleted)")
 	f.BoolVar(&o.expand, "expand", false, "send customer and subscription as expanded objects rather than ids")
-	completeFlag(c, "shape", billing.Shape2023, billing.Shape2025)
+	completeFlag(c, "shape", stripetest.Shape2023, stripetest.Shape2025)
 	completeFlag(c, "status", billing.StatusActive, billing.StatusPastDue, billing.StatusUnpaid, billing.StatusIncomplete, billing.StatusCanceled)
 	return c
 }
@@ -93,7 +94,7 @@ func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTri
 	if o.account == "" {
 		return usagef("--account is required (the demo account is demo-hospital)")
 	}
-	if o.shape != billing.Shape2023 && o.shape != billing.Shape2025 {
+	if o.shape != stripetest.Shape2023 && o.shape != stripetest.Shape2025 {
 		return usagef("--shape %q is not 2023 or 2025", o.shape)
 	}
 	if err := e.cfg.RequireWebhookSecret(); err != nil {
@@ -115,7 +116,7 @@ func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTri
 	if err != nil {
 		return err
 	}
-	opts := billing.EventOptions{
+	opts := stripetest.EventOptions{
 		Type:           eventType,
 		Shape:          o.shape,
 		Expand:         o.expand,
@@ -140,7 +141,7 @@ func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTri
 				"run \"cleantrack stripe trigger customer.created --account %s\" first\n", acct.Slug, acct.Slug)
 		}
 	}
-	payload, err := billing.BuildEvent(opts)
+	payload, err := stripetest.BuildEvent(opts)
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTri
 	if err != nil {
 		return err
 	}
-	req, err := billing.SignedRequest(ctx, url, payload, e.cfg.StripeWebhookSecrets[0], time.Now())
+	req, err := stripetest.SignedRequest(ctx, url, payload, e.cfg.StripeWebhookSecrets[0], time.Now())
 	if err != nil {
 		return usagef("--url: %v", err)
 	}

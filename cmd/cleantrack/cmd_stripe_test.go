@@ -20,6 +20,8 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/stripetest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -42,17 +44,12 @@ func newStripeCLIFixture(t *testing.T) *stripeCLIFixture {
 
 func (f *stripeCLIFixture) account(t *testing.T, slug, customerID string) int64 {
 	t.Helper()
-	ctx := context.Background()
-	var owner, id int64
-	require.NoError(t, f.store.DB.GetContext(ctx, &owner, `INSERT INTO users (email) VALUES ($1) RETURNING id`, slug+"@example.com"))
-	require.NoError(t, f.store.DB.GetContext(ctx, &id,
-		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $1, $2, NULLIF($3, '')) RETURNING id`, slug, owner, customerID))
-	return id
+	return testfactory.Account(t, f.store, &testfactory.AccountOpts{Slug: slug, Name: slug, StripeCustomerID: customerID}).ID
 }
 
-func (f *stripeCLIFixture) record(t *testing.T, opts billing.EventOptions) string {
+func (f *stripeCLIFixture) record(t *testing.T, opts stripetest.EventOptions) string {
 	t.Helper()
-	payload, err := billing.BuildEvent(opts)
+	payload, err := stripetest.BuildEvent(opts)
 	require.NoError(t, err)
 	ev, err := billing.DecodeEvent(payload)
 	require.NoError(t, err)
@@ -107,6 +104,7 @@ func (w *fakeWebhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 func TestStripeTriggerPostsSignedEvent(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	f.account(t, "acme", "cus_acme")
 	fake := &fakeWebhook{}
@@ -121,7 +119,7 @@ func TestStripeTriggerPostsSignedEvent(t *testing.T) {
 	}
 
 	require.Len(t, fake.events, 2)
-	for i, want := range []string{billing.APIVersion2023, billing.APIVersion2025} {
+	for i, want := range []string{stripetest.APIVersion2023, stripetest.APIVersion2025} {
 		ev := fake.events[i]
 		assert.Equal(t, want, ev.APIVersion)
 		in, err := ev.DecodeInvoice()
@@ -132,6 +130,7 @@ func TestStripeTriggerPostsSignedEvent(t *testing.T) {
 }
 
 func TestStripeTriggerCustomerCreatedNamesAccount(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	id := f.account(t, "fresh", "")
 	fake := &fakeWebhook{}
@@ -159,6 +158,7 @@ func TestStripeTriggerCustomerCreatedNamesAccount(t *testing.T) {
 func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestStripeTriggerFailures(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	f.account(t, "acme", "cus_acme")
 	refusing := &fakeWebhook{status: http.StatusServiceUnavailable}
@@ -200,10 +200,11 @@ func TestStripeTriggerFailures(t *testing.T) {
 }
 
 func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	client, insp := f.redis(t)
 	ctx := context.Background()
-	eventID := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_ghost"})
+	eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_ghost"})
 	// The worker gave up on it: archived in Redis, failed in the inbox.
 	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: eventID, Type: tasks.EventSubscriptionUpdated})
 	require.NoError(t, err)
@@ -235,9 +236,10 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 }
 
 func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	_, insp := f.redis(t)
-	eventID := f.record(t, billing.EventOptions{Type: tasks.EventCustomerCreated})
+	eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventCustomerCreated})
 
 	out, _, err := cli(t, f.env, "stripe", "replay", eventID)
 	require.NoError(t, err)
@@ -248,12 +250,13 @@ func TestStripeReplayEnqueuesLostEvent(t *testing.T) {
 }
 
 func TestStripeEventsListsInbox(t *testing.T) {
+	t.Parallel()
 	f := newStripeCLIFixture(t)
 	ctx := context.Background()
-	pending := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionCreated})
-	failed := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed})
+	pending := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionCreated})
+	failed := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed})
 	require.NoError(t, f.store.RecordStripeEventFailure(ctx, failed, "no account has Stripe customer cus_x", true))
-	processed := f.record(t, billing.EventOptions{Type: tasks.EventCustomerCreated})
+	processed := f.record(t, stripetest.EventOptions{Type: tasks.EventCustomerCreated})
 	_, err := f.store.MarkStripeEventProcessed(ctx, processed, "customer cus_y has no metadata.account_id; no account linked")
 	require.NoError(t, err)
 

@@ -26,6 +26,7 @@ func cli(t *testing.T, env map[string]string, args ...string) (stdout, stderr st
 }
 
 func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel()
 	// An empty database, not the migrated template.
 	url := pgtest.NewURL(t)
 	store, err := sql.Open("postgres", url)
@@ -63,6 +64,7 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 }
 
 func TestEnqueueAnyTask(t *testing.T) {
+	t.Parallel()
 	redisURL := redistest.NewURL(t)
 	env := map[string]string{"REDIS_URL": redisURL}
 	out, _, err := cli(t, env, "enqueue", "stripe:event", "--payload", `{"event_id":"evt_1"}`, "--queue", "critical", "--task-id", "evt_1")
@@ -89,6 +91,7 @@ func TestEnqueueAnyTask(t *testing.T) {
 }
 
 func TestUnknownCommandAndHelp(t *testing.T) {
+	t.Parallel()
 	_, stderr, err := cli(t, nil, "frobnicate")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `unknown command "frobnicate"`)

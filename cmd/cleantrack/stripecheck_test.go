@@ -2,8 +2,6 @@ package main
 
 import (
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // stripeMock starts stripe-mock on loopback ports and returns its HTTP base
@@ -59,6 +59,7 @@ func fileExists(p string) bool {
 }
 
 func TestStripeCheckAgainstStripeMock(t *testing.T) {
+	t.Parallel()
 	base := stripeMock(t)
 	out, _, err := cli(t, map[string]string{"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_API_BASE": base}, "stripe", "check")
 	// stripe-mock's only endpoint listens for charge events elsewhere: the key
@@ -71,26 +72,21 @@ func TestStripeCheckAgainstStripeMock(t *testing.T) {
 }
 
 func TestStripeCheckFindsOurEndpoint(t *testing.T) {
-	// A fake of the two Stripe API calls, answering as Stripe does.
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
-		case "/v1/balance":
-			w.Write([]byte(`{"object":"balance","livemode":true,"available":[],"pending":[]}`))
-		case "/v1/webhook_endpoints":
-			w.Write([]byte(`{"object":"list","has_more":false,"url":"/v1/webhook_endpoints","data":[
-				{"id":"we_1","object":"webhook_endpoint","url":"https://app.example/billing/webhooks/stripe/","status":"enabled","api_version":"2025-03-31.basil","enabled_events":["*"]},
-				{"id":"we_2","object":"webhook_endpoint","url":"https://app.example/billing/webhooks/stripe","status":"enabled","enabled_events":["customer.created","invoice.payment_failed"]}]}`))
-		default:
-			http.NotFound(w, r)
-		}
-	}))
+	t.Parallel()
+	api := stripetest.NewAPI()
 	defer api.Close()
-	out, _, err := cli(t, map[string]string{"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_API_BASE": api.URL}, "stripe", "check")
+	api.PutWebhookEndpoint(stripetest.WebhookEndpoint{URL: "https://app.example/billing/webhooks/stripe/", APIVersion: "2025-03-31.basil", EnabledEvents: []string{"*"}})
+	api.PutWebhookEndpoint(stripetest.WebhookEndpoint{URL: "https://app.example/billing/webhooks/stripe", EnabledEvents: []string{"customer.created", "invoice.payment_failed"}})
+	out, _, err := cli(t, map[string]string{"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_API_BASE": api.URL()}, "stripe", "check")
 	require.NoError(t, err)
 	assert.Contains(t, out, "live mode")
 	assert.Contains(t, out, "1 endpoint(s) deliver every event")
 	assert.Contains(t, out, "customer.subscription.created,customer.subscription.deleted")
+	var calls []string
+	for _, r := range api.Requests() {
+		calls = append(calls, r.Method+" "+r.Path)
+	}
+	assert.Equal(t, []string{"GET /v1/balance", "GET /v1/webhook_endpoints"}, calls, "stripe check only reads")
 
 	_, _, err = cli(t, nil, "stripe", "check")
 	assert.ErrorContains(t, err, "STRIPE_SECRET_KEY is not set")

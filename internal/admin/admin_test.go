@@ -85,6 +85,7 @@ func (f *fixture) do(t *testing.T, method, path string, auth bool) (*http.Respon
 }
 
 func TestDashboardAPIThroughMount(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, admin.Options{})
 	f.seed(t)
 
@@ -182,6 +183,7 @@ func TestDashboardAPIThroughMount(t *testing.T) {
 }
 
 func TestPause(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		readOnly   bool
@@ -204,6 +206,7 @@ func TestPause(t *testing.T) {
 }
 
 func TestReadyz(t *testing.T) {
+	t.Parallel()
 	ready := true
 	f := newFixture(t, admin.Options{Ready: func(context.Context) error {
 		if ready {
@@ -220,6 +223,7 @@ func TestReadyz(t *testing.T) {
 }
 
 func TestFormatPayload(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, in, want string
 	}{
@@ -234,6 +238,7 @@ func TestFormatPayload(t *testing.T) {
 }
 
 func TestCheckBind(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		addr, user, pass string
 		wantErr          bool
@@ -261,6 +266,7 @@ func TestCheckBind(t *testing.T) {
 }
 
 func TestStartServesWithAuthAndShutsDown(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := slog.New(slog.DiscardHandler)
@@ -289,6 +295,7 @@ func TestStartServesWithAuthAndShutsDown(t *testing.T) {
 }
 
 func TestStartRefusesPublicAddressWithoutCredentials(t *testing.T) {
+	t.Parallel()
 	_, err := admin.Start(context.Background(), admin.ServerConfig{Name: "ADMIN_ADDR", Addr: "0.0.0.0:0"},
 		http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	require.Error(t, err)
@@ -296,6 +303,7 @@ func TestStartRefusesPublicAddressWithoutCredentials(t *testing.T) {
 }
 
 func TestMetricsViewQueriesPrometheus(t *testing.T) {
+	t.Parallel()
 	// A stand-in Prometheus that records the queries the dashboard sends.
 	var mu sync.Mutex
 	var queries []string

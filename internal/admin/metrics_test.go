@@ -119,6 +119,7 @@ func TestMetricsAfterWebhookTaskAndEmail(t *testing.T) {
 // checks that the queue list rendered (the app fetched its API through the
 // mount and drew the table). It leaves a screenshot in tmp/test-output.
 func TestDashboardRendersInChromium(t *testing.T) {
+	t.Parallel()
 	const chromium = "/usr/bin/chromium"
 	if _, err := exec.LookPath(chromium); err != nil {
 		t.Skipf("headless browser check skipped: %s not found (install it with: apt-get update && apt-get install -y chromium)", chromium)

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // BillingResult is the billing apply figures: a backlog of subscription
@@ -30,22 +33,16 @@ type BillingResult struct {
 // seedAccounts inserts n accounts, each with an owner, whose Stripe customer
 // ids are cus_<prefix>_<i>, i from 0.
 func seedAccounts(ctx context.Context, e *env, n int, prefix string) error {
-	const q = `
-WITH u AS (
-    INSERT INTO users (email, first_name, last_name)
-    SELECT $2 || '-' || i || '@bench.cleantrack.local', 'Owner', 'No' || i
-    FROM generate_series(0, $1 - 1) AS i
-    RETURNING id, last_name
-)
-INSERT INTO accounts (name, slug, owner_id, stripe_customer_id)
-SELECT 'Bench ' || u.last_name, $2 || '-' || substr(u.last_name, 3), u.id, 'cus_' || $2 || '_' || substr(u.last_name, 3)
-FROM u`
-	if _, err := e.sql.ExecContext(ctx, q, n, prefix); err != nil {
-		return fmt.Errorf("seed accounts: %w", err)
+	accounts := make([]postgres.OwnedAccount, n)
+	for i := range accounts {
+		s := strconv.Itoa(i)
+		accounts[i] = postgres.OwnedAccount{
+			Owner:   postgres.NewUser{Email: prefix + "-" + s + "@bench.cleantrack.local", FirstName: "Owner", LastName: "No" + s},
+			Account: postgres.NewAccount{Name: "Bench " + s, Slug: prefix + "-" + s, StripeCustomerID: "cus_" + prefix + "_" + s},
+		}
 	}
-	const m = `INSERT INTO account_members (account_id, user_id, role) SELECT id, owner_id, 'owner' FROM accounts ON CONFLICT DO NOTHING`
-	if _, err := e.sql.ExecContext(ctx, m); err != nil {
-		return fmt.Errorf("seed members: %w", err)
+	if _, err := e.store.CreateAccounts(ctx, accounts); err != nil {
+		return fmt.Errorf("seed accounts: %w", err)
 	}
 	return nil
 }
@@ -78,11 +75,12 @@ func phaseBilling(ctx context.Context, e *env, res *Results) error {
 					return
 				}
 				s := strconv.Itoa(i)
-				body := SubscriptionEvent("evt_bill_"+s, "customer.subscription.updated", now, Subscription{
-					ID: "sub_bill_" + s, Customer: "cus_bill_" + s, Status: "active",
+				body := stripetest.MustBuildEvent(stripetest.EventOptions{
+					Type: "customer.subscription.updated", ID: "evt_bill_" + s, Created: now, Shape: stripetest.Shapes[i%2],
+					SubscriptionID: "sub_bill_" + s, CustomerID: "cus_bill_" + s, Status: "active",
 					PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
-				}, Shape(i%2))
-				status, err := p.post(ctx, body, Sign(body, webhookSecret, time.Now()))
+				})
+				status, err := p.post(ctx, body, stripetest.Sign(body, webhookSecret, time.Now()))
 				if err != nil || status != http.StatusOK {
 					failed.Add(1)
 				}

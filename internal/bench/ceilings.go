@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // Ceilings are the raw rates of this machine's Redis and PostgreSQL, measured
@@ -161,9 +163,10 @@ func insertRate(ctx context.Context, db *sql.DB, n int, d time.Duration) (float6
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	now := time.Now()
-	payload := string(SubscriptionEvent("evt_ceiling", "customer.subscription.updated", now, Subscription{
-		ID: "sub_ceiling", Customer: "cus_ceiling", Status: "active", PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
-	}, Shape2025))
+	payload := string(stripetest.MustBuildEvent(stripetest.EventOptions{
+		Type: "customer.subscription.updated", ID: "evt_ceiling", Created: now, Shape: stripetest.Shape2025,
+		SubscriptionID: "sub_ceiling", CustomerID: "cus_ceiling", Status: "active", PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
+	}))
 	var count atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d)

@@ -17,6 +17,7 @@ import (
 	"github.com/cleantrack/jobs/internal/compliance"
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/queue"
 )
 
@@ -215,7 +216,7 @@ func RunCompliance(ctx context.Context, adminDatabaseURL, redisServerURL string,
 	}
 	mem.stop()
 	res.PeakHeapMiB, res.PeakSysMiB = mem.peaks()
-	if kib, err := PeakRSSKiB(os.Getpid()); err == nil {
+	if kib, err := proctest.PeakRSSKiB(os.Getpid()); err == nil {
 		res.PeakRSSMiB = float64(kib) / 1024
 	}
 	writeComplianceReport(out, res)

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/resendtest"
 )
 
 // EmailResult is the email path figures: N emails through the worker into a
@@ -26,29 +28,32 @@ func phaseEmail(ctx context.Context, e *env, res *Results) error {
 	if err := e.resetData(ctx); err != nil {
 		return err
 	}
-	fake := NewResendFake()
+	fake := resendtest.NewServer()
 	defer fake.Close()
+	fake.DropBodies()
 	e.stop("worker")
 	if err := EnqueueWelcomeEmails(ctx, e.redis.URL, "bench/welcome", n); err != nil {
 		return err
 	}
-	worker, err := e.start(ctx, "worker", ResendEnv(fake, 1000000))
+	worker, err := e.start(ctx, "worker", ResendEnv(fake.URL(), 1000000))
 	if err != nil {
 		return err
 	}
 	cpu := startCPU(worker.Pid())
 	r := &EmailResult{Emails: n}
 	ok := Eventually(ctx, 5*time.Minute, 100*time.Millisecond, func() bool {
-		return fake.Delivered() >= n
+		return fake.DeliveredCount() >= n
 	})
 	r.MachineCPU, r.WorkerCPU, _ = cpu.stop()
 	if !ok {
-		got := fake.Delivered()
+		got := fake.DeliveredCount()
 		return fmt.Errorf("only %d of %d emails reached the Resend fake in 5 minutes", got, n)
 	}
 	time.Sleep(500 * time.Millisecond) // let any duplicate show
-	r.Requests, r.DistinctKeys = fake.Requests(), len(fake.Keys())
-	r.Seconds = fake.span().Seconds()
+	r.Requests, r.DistinctKeys = fake.RequestCount(), len(fake.Keys())
+	if sent := fake.Delivered(); len(sent) > 0 {
+		r.Seconds = sent[len(sent)-1].At.Sub(sent[0].At).Seconds()
+	}
 	if r.Seconds > 0 {
 		r.PerSec = float64(n-1) / r.Seconds
 	}

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/proctest"
 )
 
 // webhookSecret signs every event the bench sends.
@@ -25,18 +28,19 @@ type env struct {
 	logs   string
 	db     *ScratchDB
 	sql    *sql.DB
+	store  *postgres.Store
 	redis  *RedisDB
 	port   int
-	procs  map[string]*Proc
+	procs  map[string]*proctest.Proc
 	peakKB map[string]int64
 	extra  map[string]map[string]string
 }
 
 func newEnv(ctx context.Context, o Options, root string, out io.Writer) (*env, error) {
 	e := &env{o: o, out: out, root: root, bin: filepath.Join(o.OutDir, "bin"), logs: filepath.Join(o.OutDir, "logs"),
-		procs: map[string]*Proc{}, peakKB: map[string]int64{}, extra: map[string]map[string]string{}}
+		procs: map[string]*proctest.Proc{}, peakKB: map[string]int64{}, extra: map[string]map[string]string{}}
 	fmt.Fprintln(out, "bench: building binaries")
-	if err := BuildBinaries(ctx, root, e.bin); err != nil {
+	if err := proctest.Build(ctx, root, e.bin); err != nil {
 		return nil, err
 	}
 	var err error
@@ -47,11 +51,15 @@ func newEnv(ctx context.Context, o Options, root string, out io.Writer) (*env, e
 		e.close()
 		return nil, err
 	}
+	if e.store, err = postgres.Open(ctx, e.db.URL); err != nil {
+		e.close()
+		return nil, err
+	}
 	if e.redis, err = LockRedisDB(ctx, o.RedisServer); err != nil {
 		e.close()
 		return nil, err
 	}
-	if e.port, err = FreePort(); err != nil {
+	if e.port, err = proctest.FreePort(); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -62,6 +70,9 @@ func newEnv(ctx context.Context, o Options, root string, out io.Writer) (*env, e
 func (e *env) close() {
 	for name := range e.procs {
 		e.stop(name)
+	}
+	if e.store != nil {
+		e.store.Close()
 	}
 	if e.sql != nil {
 		e.sql.Close()
@@ -76,9 +87,9 @@ func (e *env) close() {
 
 // baseEnv is the environment every CleanTrack process of the bench gets.
 func (e *env) baseEnv() map[string]string {
-	adminPort, _ := FreePort()
-	workerPort, _ := FreePort()
-	schedPort, _ := FreePort()
+	adminPort, _ := proctest.FreePort()
+	workerPort, _ := proctest.FreePort()
+	schedPort, _ := proctest.FreePort()
 	return map[string]string{
 		"DATABASE_URL":           e.db.URL,
 		"REDIS_URL":              e.redis.URL,
@@ -96,7 +107,7 @@ func (e *env) baseEnv() map[string]string {
 }
 
 // start starts (or restarts, when extra differs) the named binary.
-func (e *env) start(ctx context.Context, name string, extra map[string]string) (*Proc, error) {
+func (e *env) start(ctx context.Context, name string, extra map[string]string) (*proctest.Proc, error) {
 	if p := e.procs[name]; p != nil && !p.Exited() && sameEnv(e.extra[name], extra) {
 		return p, nil
 	}
@@ -105,14 +116,14 @@ func (e *env) start(ctx context.Context, name string, extra map[string]string) (
 	for k, v := range extra {
 		vars[k] = v
 	}
-	p, err := StartProc(name, filepath.Join(e.bin, name), nil, vars, e.logs)
+	p, err := proctest.Start(proctest.Config{Name: name, Path: filepath.Join(e.bin, name), Env: vars, LogDir: e.logs})
 	if err != nil {
 		return nil, err
 	}
 	e.procs[name], e.extra[name] = p, extra
 	if name == "web" {
-		if err := WaitHTTP(ctx, e.webURL("/healthz"), 20*time.Second); err != nil {
-			return nil, fmt.Errorf("web: %w\n%s", err, p.LogTail(20))
+		if err := proctest.WaitHTTP(ctx, e.webURL("/healthz"), 20*time.Second, p); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
 		}
 	} else {
 		time.Sleep(time.Second)
@@ -151,7 +162,7 @@ func (e *env) notePeak(name string) {
 	if p == nil || p.Exited() {
 		return
 	}
-	if kb, err := PeakRSSKiB(p.Pid()); err == nil && kb > e.peakKB[name] {
+	if kb, err := proctest.PeakRSSKiB(p.Pid()); err == nil && kb > e.peakKB[name] {
 		e.peakKB[name] = kb
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/proctest"
 )
 
 // idleWindow is how long each process's CPU is sampled while nothing happens.
@@ -31,7 +33,7 @@ func phaseIdle(ctx context.Context, e *env, res *Results) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pct, err := CPUPercentOver(ctx, p.Pid(), idleWindow)
+			pct, err := proctest.CPUPercentOver(ctx, p.Pid(), idleWindow)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

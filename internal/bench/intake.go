@@ -15,6 +15,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/proctest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // IntakeStep is one load level against the webhook endpoint.
@@ -53,11 +56,12 @@ var intakeSeq atomic.Int64
 func signedSubscriptionUpdate(now time.Time) (body []byte, sig string) {
 	n := intakeSeq.Add(1)
 	id := "evt_bench_" + strconv.FormatInt(n, 10)
-	body = SubscriptionEvent(id, "customer.subscription.updated", now, Subscription{
-		ID: "sub_bench_" + strconv.FormatInt(n%5000, 10), Customer: "cus_bench_" + strconv.FormatInt(n%5000, 10),
+	body = stripetest.MustBuildEvent(stripetest.EventOptions{
+		Type: "customer.subscription.updated", ID: id, Created: now, Shape: stripetest.Shape2025,
+		SubscriptionID: "sub_bench_" + strconv.FormatInt(n%5000, 10), CustomerID: "cus_bench_" + strconv.FormatInt(n%5000, 10),
 		Status: "active", PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
-	}, Shape2025)
-	return body, Sign(body, webhookSecret, now)
+	})
+	return body, stripetest.Sign(body, webhookSecret, now)
 }
 
 type poster struct {
@@ -255,16 +259,16 @@ type cpuSample struct {
 func startCPU(pid int) cpuSample {
 	s := cpuSample{pid: pid, start: time.Now()}
 	s.busy0 = machineBusyTicks()
-	s.web0, _ = CPUTicks(pid)
-	s.self0, _ = CPUTicks(os.Getpid())
+	s.web0, _ = proctest.CPUTicks(pid)
+	s.self0, _ = proctest.CPUTicks(os.Getpid())
 	return s
 }
 
 func (s cpuSample) stop() (machine, web, self float64) {
 	secs := time.Since(s.start).Seconds()
-	pct := func(t0, t1 int64) float64 { return float64(t1-t0) / TicksPerSecond / secs * 100 }
-	w, _ := CPUTicks(s.pid)
-	me, _ := CPUTicks(os.Getpid())
+	pct := func(t0, t1 int64) float64 { return float64(t1-t0) / proctest.TicksPerSecond / secs * 100 }
+	w, _ := proctest.CPUTicks(s.pid)
+	me, _ := proctest.CPUTicks(os.Getpid())
 	return pct(s.busy0, machineBusyTicks()), pct(s.web0, w), pct(s.self0, me)
 }
 

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/proctest"
 )
 
 // Options steer one bench run.
@@ -97,7 +99,7 @@ type Target struct {
 // Run executes the phases Options selects, printing progress and the table to
 // out and writing the JSON to OutDir/results-<time>.json and OutDir/latest.json.
 func Run(ctx context.Context, o Options, out io.Writer) error {
-	root, err := RepoRoot()
+	root, err := proctest.ModuleRoot()
 	if err != nil {
 		return err
 	}

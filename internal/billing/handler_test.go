@@ -3,6 +3,7 @@ package billing_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -13,47 +14,49 @@ import (
 
 	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/stripetest"
 	"github.com/cleantrack/jobs/tasks"
 )
 
-var shapes = []string{billing.Shape2023, billing.Shape2025}
+var shapes = []string{stripetest.Shape2023, stripetest.Shape2025}
 
 // base is a fixed event time; tests move forward from it.
 var base = time.Date(2026, 11, 2, 9, 30, 0, 0, time.UTC)
 
 func TestEveryTypeInBothShapes(t *testing.T) {
+	t.Parallel()
 	periodEnd := base.AddDate(0, 1, 0)
 	cases := []struct {
 		typ string
 		// prepare sets the account up; opts completes the event.
 		prepare func(t *testing.T, f *fixture, accountID int64)
-		opts    func(o *billing.EventOptions)
-		check   func(t *testing.T, f *fixture, a postgres.Account, eventID string)
+		opts    func(o *stripetest.EventOptions)
+		check   func(t *testing.T, f *fixture, a postgres.Account, eventID string, o stripetest.EventOptions)
 	}{
 		{
 			typ: tasks.EventCustomerCreated,
-			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
-				assert.Equal(t, "cus_acme", a.StripeCustomerID)
+			check: func(t *testing.T, f *fixture, a postgres.Account, _ string, o stripetest.EventOptions) {
+				assert.Equal(t, o.CustomerID, a.StripeCustomerID)
 				assert.Empty(t, f.notifier.Calls())
 			},
 		},
 		{
 			typ:  tasks.EventSubscriptionCreated,
-			opts: func(o *billing.EventOptions) { o.Status = "trialing"; o.PriceID = "price_pro_monthly" },
-			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
-				assert.Equal(t, "sub_acme", a.StripeSubscriptionID)
+			opts: func(o *stripetest.EventOptions) { o.Status = "trialing"; o.PriceID = "price_pro_monthly" },
+			check: func(t *testing.T, f *fixture, a postgres.Account, _ string, o stripetest.EventOptions) {
+				assert.Equal(t, o.SubscriptionID, a.StripeSubscriptionID)
 				assert.Equal(t, "trialing", a.Status)
 				assert.Equal(t, "pro", a.Plan)
 				require.NotNil(t, a.SubscriptionEndDate)
 				assert.True(t, periodEnd.Equal(*a.SubscriptionEndDate), "end date %s", a.SubscriptionEndDate)
-				assert.Equal(t, []notification{{Kind: "subscription_created", AccountID: a.ID, ObjectID: "sub_acme"}}, f.notifier.Calls())
+				assert.Equal(t, []notification{{Kind: "subscription_created", AccountID: a.ID, ObjectID: o.SubscriptionID}}, f.notifier.Calls())
 			},
 		},
 		{
 			typ:  tasks.EventSubscriptionUpdated,
-			opts: func(o *billing.EventOptions) { o.Status = "past_due"; o.PriceID = "price_pro_monthly" },
-			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
-				assert.Equal(t, "sub_acme", a.StripeSubscriptionID)
+			opts: func(o *stripetest.EventOptions) { o.Status = "past_due"; o.PriceID = "price_pro_monthly" },
+			check: func(t *testing.T, f *fixture, a postgres.Account, _ string, o stripetest.EventOptions) {
+				assert.Equal(t, o.SubscriptionID, a.StripeSubscriptionID)
 				assert.Equal(t, "past_due", a.Status)
 				assert.Equal(t, "pro", a.Plan)
 				require.NotNil(t, a.SubscriptionEndDate)
@@ -63,8 +66,8 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		},
 		{
 			typ:  tasks.EventSubscriptionDeleted,
-			opts: func(o *billing.EventOptions) { o.EndedAt = base.Add(-time.Hour) },
-			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
+			opts: func(o *stripetest.EventOptions) { o.EndedAt = base.Add(-time.Hour) },
+			check: func(t *testing.T, f *fixture, a postgres.Account, _ string, o stripetest.EventOptions) {
 				assert.Equal(t, "canceled", a.Status)
 				require.NotNil(t, a.SubscriptionEndDate)
 				assert.True(t, base.Add(-time.Hour).Equal(*a.SubscriptionEndDate), "end date %s", a.SubscriptionEndDate)
@@ -73,8 +76,8 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		{
 			typ:     tasks.EventInvoicePaymentSucceeded,
 			prepare: func(t *testing.T, f *fixture, id int64) { f.setStatus(t, id, "past_due") },
-			opts:    func(o *billing.EventOptions) { o.Amount = 12900; o.Currency = "eur" },
-			check: func(t *testing.T, f *fixture, a postgres.Account, _ string) {
+			opts:    func(o *stripetest.EventOptions) { o.Amount = 12900; o.Currency = "eur" },
+			check: func(t *testing.T, f *fixture, a postgres.Account, _ string, o stripetest.EventOptions) {
 				assert.Equal(t, "active", a.Status)
 				require.NotNil(t, a.LastPaymentAt)
 				assert.True(t, base.Equal(*a.LastPaymentAt))
@@ -85,14 +88,14 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 		},
 		{
 			typ: tasks.EventInvoicePaymentFailed,
-			opts: func(o *billing.EventOptions) {
-				o.InvoiceID, o.Amount, o.Currency, o.AttemptCount = "in_acme", 4900, "usd", 2
+			opts: func(o *stripetest.EventOptions) {
+				o.Amount, o.Currency, o.AttemptCount = 4900, "usd", 2
 				o.NextAttempt = base.Add(48 * time.Hour)
-				o.HostedInvoiceURL = "https://invoice.stripe.com/i/acct_1/test_in_acme"
+				o.HostedInvoiceURL = "https://invoice.stripe.com/i/acct_1/test_" + o.InvoiceID
 			},
-			check: func(t *testing.T, f *fixture, a postgres.Account, eventID string) {
+			check: func(t *testing.T, f *fixture, a postgres.Account, eventID string, o stripetest.EventOptions) {
 				assert.Equal(t, "past_due", a.Status)
-				pf, err := f.store.InvoicePaymentFailureByKey(context.Background(), "in_acme", 2)
+				pf, err := f.store.InvoicePaymentFailureByKey(context.Background(), o.InvoiceID, 2)
 				require.NoError(t, err)
 				assert.Equal(t, a.ID, pf.AccountID)
 				assert.Equal(t, eventID, pf.StripeEventID)
@@ -100,32 +103,42 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 				assert.Equal(t, "usd", pf.Currency)
 				require.NotNil(t, pf.NextAttemptAt)
 				assert.True(t, base.Add(48*time.Hour).Equal(*pf.NextAttemptAt))
-				assert.Equal(t, "https://invoice.stripe.com/i/acct_1/test_in_acme", pf.HostedInvoiceURL)
-				assert.Equal(t, []notification{{Kind: "payment_failed", AccountID: a.ID, ObjectID: "in_acme", Attempt: 2}}, f.notifier.Calls())
+				assert.Equal(t, "https://invoice.stripe.com/i/acct_1/test_"+o.InvoiceID, pf.HostedInvoiceURL)
+				assert.Equal(t, []notification{{Kind: "payment_failed", AccountID: a.ID, ObjectID: o.InvoiceID, Attempt: 2}}, f.notifier.Calls())
 			},
 		},
 	}
+	// The subtests share one database (creating one costs more than the
+	// test): each has its own account and Stripe ids, and its own handler and
+	// notifier.
+	shared := newFixture(t)
+	shared.addPlan(t, "pro", "price_pro_monthly")
+	n := 0
 	for _, shape := range shapes {
 		for _, expand := range []bool{false, true} {
 			for _, tc := range cases {
+				n++
 				name := tc.typ + "/" + shape
 				if expand {
 					name += "/expanded"
 				}
+				suffix := fmt.Sprint(n)
 				t.Run(name, func(t *testing.T) {
-					f := newFixture(t)
-					f.addPlan(t, "pro", "price_pro_monthly")
-					customer := "cus_acme"
+					t.Parallel()
+					f := shared.fresh()
+					customer := "cus_acme_" + suffix
+					linked := customer
 					if tc.typ == tasks.EventCustomerCreated {
-						customer = ""
+						linked = "" // the event links it
 					}
-					id := f.createAccount(t, "acme", customer)
+					id := f.createAccount(t, "acme-"+suffix, linked)
 					if tc.prepare != nil {
 						tc.prepare(t, f, id)
 					}
-					opts := billing.EventOptions{
+					opts := stripetest.EventOptions{
 						Type: tc.typ, Shape: shape, Expand: expand, Created: base,
-						CustomerID: "cus_acme", AccountID: id, SubscriptionID: "sub_acme", PeriodEnd: periodEnd,
+						CustomerID: customer, AccountID: id, SubscriptionID: "sub_acme_" + suffix, InvoiceID: "in_acme_" + suffix,
+						PeriodEnd: periodEnd,
 					}
 					if tc.opts != nil {
 						tc.opts(&opts)
@@ -139,7 +152,7 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 					assert.Equal(t, 1, ev.Attempts)
 					assert.Empty(t, ev.LastError)
 					assert.Empty(t, ev.Note)
-					tc.check(t, f, f.account(t, id), eventID)
+					tc.check(t, f, f.account(t, id), eventID, opts)
 				})
 			}
 		}
@@ -147,10 +160,11 @@ func TestEveryTypeInBothShapes(t *testing.T) {
 }
 
 func TestSameEventConcurrentlyHasOneEffect(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{
-		Type: tasks.EventInvoicePaymentFailed, Shape: billing.Shape2025, Created: base,
+	eventID := f.record(t, stripetest.EventOptions{
+		Type: tasks.EventInvoicePaymentFailed, Shape: stripetest.Shape2025, Created: base,
 		CustomerID: "cus_acme", InvoiceID: "in_acme", AttemptCount: 1,
 	})
 
@@ -192,19 +206,23 @@ func TestSameEventConcurrentlyHasOneEffect(t *testing.T) {
 }
 
 func TestOutOfOrderNewerStateWins(t *testing.T) {
+	t.Parallel()
+	shared := newFixture(t)
+	shared.addPlan(t, "pro", "price_pro_monthly")
 	for _, shape := range shapes {
 		t.Run(shape, func(t *testing.T) {
-			f := newFixture(t)
-			f.addPlan(t, "pro", "price_pro_monthly")
-			id := f.createAccount(t, "acme", "cus_acme")
-			created := f.record(t, billing.EventOptions{
+			t.Parallel()
+			f := shared.fresh()
+			cus, sub := "cus_acme_"+shape, "sub_acme_"+shape
+			id := f.createAccount(t, "acme-"+shape, cus)
+			created := f.record(t, stripetest.EventOptions{
 				Type: tasks.EventSubscriptionCreated, Shape: shape, Created: base,
-				CustomerID: "cus_acme", SubscriptionID: "sub_acme", Status: "incomplete",
+				CustomerID: cus, SubscriptionID: sub, Status: "incomplete",
 				PriceID: "price_trial_monthly", PeriodEnd: base.AddDate(0, 0, 14),
 			})
-			updated := f.record(t, billing.EventOptions{
+			updated := f.record(t, stripetest.EventOptions{
 				Type: tasks.EventSubscriptionUpdated, Shape: shape, Created: base.Add(5 * time.Second),
-				CustomerID: "cus_acme", SubscriptionID: "sub_acme", Status: "active",
+				CustomerID: cus, SubscriptionID: sub, Status: "active",
 				PriceID: "price_pro_monthly", PeriodEnd: base.AddDate(0, 1, 0),
 			})
 
@@ -226,14 +244,15 @@ func TestOutOfOrderNewerStateWins(t *testing.T) {
 			assert.Empty(t, f.event(t, updated).Note)
 			// The welcome email is about the subscription, not the account's
 			// latest state: it still goes out for the late created event.
-			assert.Equal(t, []notification{{Kind: "subscription_created", AccountID: id, ObjectID: "sub_acme"}}, f.notifier.Calls())
+			assert.Equal(t, []notification{{Kind: "subscription_created", AccountID: id, ObjectID: sub}}, f.notifier.Calls())
 		})
 	}
 }
 
 func TestUnknownCustomerIsRecordedAndRetried(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
-	eventID := f.record(t, billing.EventOptions{
+	eventID := f.record(t, stripetest.EventOptions{
 		Type: tasks.EventSubscriptionCreated, Created: base, CustomerID: "cus_nobody",
 	})
 
@@ -258,6 +277,7 @@ func TestUnknownCustomerIsRecordedAndRetried(t *testing.T) {
 }
 
 func TestMalformedEventsFailAtOnce(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"subscription without customer": `{"id":"evt_m1","type":"customer.subscription.updated","created":1700000000,"data":{"object":{"id":"sub_1","status":"active"}}}`,
 		"no object":                     `{"id":"evt_m2","type":"invoice.payment_failed","created":1700000000,"data":{}}`,
@@ -265,10 +285,12 @@ func TestMalformedEventsFailAtOnce(t *testing.T) {
 		"customer reference a number":   `{"id":"evt_m4","type":"customer.subscription.created","created":1700000000,"data":{"object":{"id":"sub_1","status":"active","customer":42}}}`,
 		"customer without id":           `{"id":"evt_m5","type":"customer.created","created":1700000000,"data":{"object":{"email":"a@example.com"}}}`,
 	}
+	shared := newFixture(t)
+	shared.createAccount(t, "acme", "cus_1")
 	for name, payload := range cases {
 		t.Run(name, func(t *testing.T) {
-			f := newFixture(t)
-			f.createAccount(t, "acme", "cus_1")
+			t.Parallel()
+			f := shared.fresh()
 			eventID := f.recordRaw(t, []byte(payload))
 
 			err := f.process(t, eventID)
@@ -286,10 +308,11 @@ func TestMalformedEventsFailAtOnce(t *testing.T) {
 }
 
 func TestUnknownPriceKeepsPlanWithWarning(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{
-		Type: tasks.EventSubscriptionUpdated, Shape: billing.Shape2025, Created: base,
+	eventID := f.record(t, stripetest.EventOptions{
+		Type: tasks.EventSubscriptionUpdated, Shape: stripetest.Shape2025, Created: base,
 		CustomerID: "cus_acme", SubscriptionID: "sub_acme", PriceID: "price_mystery", Status: "active",
 	})
 
@@ -305,6 +328,7 @@ func TestUnknownPriceKeepsPlanWithWarning(t *testing.T) {
 }
 
 func TestCustomerCreatedLinking(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		// setup returns the metadata.account_id to send (0: none).
@@ -346,9 +370,10 @@ func TestCustomerCreatedLinking(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t)
 			accountID := tc.setup(t, f)
-			eventID := f.record(t, billing.EventOptions{Type: tasks.EventCustomerCreated, CustomerID: "cus_new", AccountID: accountID})
+			eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventCustomerCreated, CustomerID: "cus_new", AccountID: accountID})
 
 			require.NoError(t, f.process(t, eventID))
 
@@ -367,13 +392,14 @@ func TestCustomerCreatedLinking(t *testing.T) {
 }
 
 func TestDeletedOldSubscriptionLeavesCurrentOne(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
-	current := f.record(t, billing.EventOptions{
+	current := f.record(t, stripetest.EventOptions{
 		Type: tasks.EventSubscriptionCreated, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_new",
 	})
 	require.NoError(t, f.process(t, current))
-	old := f.record(t, billing.EventOptions{
+	old := f.record(t, stripetest.EventOptions{
 		Type: tasks.EventSubscriptionDeleted, Created: base.Add(time.Minute), CustomerID: "cus_acme", SubscriptionID: "sub_old",
 	})
 
@@ -386,12 +412,15 @@ func TestDeletedOldSubscriptionLeavesCurrentOne(t *testing.T) {
 }
 
 func TestPaymentSucceededLeavesHealthyStatus(t *testing.T) {
+	t.Parallel()
+	shared := newFixture(t)
 	for _, status := range []string{"trialing", "canceled", "active"} {
 		t.Run(status, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.createAccount(t, "acme", "cus_acme")
+			t.Parallel()
+			f := shared.fresh()
+			id := f.createAccount(t, "acme-"+status, "cus_acme_"+status)
 			f.setStatus(t, id, status)
-			eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentSucceeded, Created: base, CustomerID: "cus_acme", Amount: 100})
+			eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentSucceeded, Created: base, CustomerID: "cus_acme_" + status, Amount: 100})
 
 			require.NoError(t, f.process(t, eventID))
 
@@ -404,9 +433,10 @@ func TestPaymentSucceededLeavesHealthyStatus(t *testing.T) {
 }
 
 func TestNotifierFailureRetriesAndNotifiesAgain(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{
+	eventID := f.record(t, stripetest.EventOptions{
 		Type: tasks.EventSubscriptionCreated, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme",
 	})
 	f.notifier.setFailure(errors.New("redis: connection refused"))
@@ -426,11 +456,12 @@ func TestNotifierFailureRetriesAndNotifiesAgain(t *testing.T) {
 }
 
 func TestNilNotifier(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.notify = nil
 	f.rebuild()
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_acme"})
+	eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_acme"})
 
 	require.NoError(t, f.process(t, eventID))
 	require.NoError(t, f.process(t, eventID))
@@ -438,6 +469,7 @@ func TestNilNotifier(t *testing.T) {
 }
 
 func TestUnsupportedTypeIsNotedNotFailed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	eventID := f.recordRaw(t, []byte(`{"id":"evt_u1","type":"charge.refunded","created":1700000000,"data":{"object":{"id":"ch_1"}}}`))
 

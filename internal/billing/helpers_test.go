@@ -17,6 +17,8 @@ import (
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/stripetest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -93,19 +95,20 @@ func (f *fixture) rebuild() {
 	f.handler = billing.New(f.store, f.notify, f.enq, slog.New(slog.NewTextHandler(io.Discard, nil)), f.opts)
 }
 
+// fresh returns a fixture on f's database with a notifier and handler of
+// its own, for subtests that share one database.
+func (f *fixture) fresh() *fixture {
+	n := &recordingNotifier{}
+	g := &fixture{store: f.store, notifier: n, notify: n, opts: billing.Options{RedriveMinAge: time.Minute}}
+	g.rebuild()
+	return g
+}
+
 // createAccount inserts an owner and an account with slug, linked to
 // customerID unless it is empty, and returns the account id.
 func (f *fixture) createAccount(t *testing.T, slug, customerID string) int64 {
 	t.Helper()
-	ctx := context.Background()
-	var ownerID int64
-	require.NoError(t, f.store.DB.GetContext(ctx, &ownerID,
-		`INSERT INTO users (email, first_name) VALUES ($1, 'Owner') RETURNING id`, slug+"@example.com"))
-	var id int64
-	require.NoError(t, f.store.DB.GetContext(ctx, &id,
-		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $2, $3, NULLIF($4, '')) RETURNING id`,
-		"Account "+slug, slug, ownerID, customerID))
-	return id
+	return testfactory.Account(t, f.store, &testfactory.AccountOpts{Slug: slug, StripeCustomerID: customerID}).ID
 }
 
 // addPlan adds a plan sold at priceID.
@@ -139,9 +142,9 @@ func (f *fixture) event(t *testing.T, id string) postgres.InboxEvent {
 
 // record builds an event with opts and stores it in the inbox as the web
 // process would, returning its id.
-func (f *fixture) record(t *testing.T, opts billing.EventOptions) string {
+func (f *fixture) record(t *testing.T, opts stripetest.EventOptions) string {
 	t.Helper()
-	payload, err := billing.BuildEvent(opts)
+	payload, err := stripetest.BuildEvent(opts)
 	require.NoError(t, err)
 	return f.recordRaw(t, payload)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 	"github.com/cleantrack/jobs/internal/web"
 	"github.com/cleantrack/jobs/tasks"
 )
@@ -79,10 +80,11 @@ func waitArchived(t *testing.T, insp *asynq.Inspector, eventID string) *asynq.Ta
 }
 
 func TestWorkerArchivesUnknownCustomerAfterRetries(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
 	f.startWorker(t, opt)
-	eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_ghost"})
+	eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_ghost"})
 
 	enqueue(t, client, f.event(t, eventID), 2)
 
@@ -97,6 +99,7 @@ func TestWorkerArchivesUnknownCustomerAfterRetries(t *testing.T) {
 }
 
 func TestWorkerArchivesMalformedAtOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
 	f.startWorker(t, opt)
@@ -114,11 +117,12 @@ func TestWorkerArchivesMalformedAtOnce(t *testing.T) {
 }
 
 func TestWorkerAppliesQueuedEvent(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, _ := f.withQueue(t)
 	f.startWorker(t, opt)
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionCreated, Shape: billing.Shape2025, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme"})
+	eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionCreated, Shape: stripetest.Shape2025, Created: base, CustomerID: "cus_acme", SubscriptionID: "sub_acme"})
 
 	enqueue(t, client, f.event(t, eventID), tasks.StripeEventMaxRetry)
 
@@ -127,6 +131,7 @@ func TestWorkerAppliesQueuedEvent(t *testing.T) {
 }
 
 func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, _, insp := f.withQueue(t)
 	f.opts.RedriveMinAge = 0
@@ -135,9 +140,9 @@ func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 	f.createAccount(t, "acme", "cus_acme")
 	var pending []string
 	for range 3 {
-		pending = append(pending, f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_acme"}))
+		pending = append(pending, f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_acme"}))
 	}
-	processed := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_acme"})
+	processed := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_acme"})
 	require.NoError(t, f.process(t, processed))
 	failed := f.recordRaw(t, []byte(`{"id":"evt_failed","type":"customer.subscription.updated","created":1700000000,"data":{"object":{}}}`))
 	require.Error(t, f.process(t, failed))
@@ -166,12 +171,13 @@ func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 // sweep finds the archived task and marks the row failed with its reason,
 // instead of counting it as queued forever.
 func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, client, insp := f.withQueue(t)
 	f.opts.RedriveMinAge = 0
 	f.opts.Tasks = insp
 	f.rebuild()
-	id := f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
+	id := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
 	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: id, Type: tasks.EventSubscriptionUpdated})
 	require.NoError(t, err)
 	_, err = client.Enqueue(task)
@@ -192,9 +198,10 @@ func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 }
 
 func TestRedriveWaitsForMinAge(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.withQueue(t)
-	f.record(t, billing.EventOptions{Type: tasks.EventSubscriptionUpdated})
+	f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated})
 
 	res, err := f.handler.Redrive(context.Background())
 	require.NoError(t, err)
@@ -204,12 +211,13 @@ func TestRedriveWaitsForMinAge(t *testing.T) {
 // TestRedriveAfterRedisLoss is the sweep's reason to exist: the event was
 // recorded and its task lost, and the sweep plus a worker still apply it.
 func TestRedriveAfterRedisLoss(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
 	f.opts.RedriveMinAge = 0
 	f.rebuild()
 	id := f.createAccount(t, "acme", "cus_acme")
-	eventID := f.record(t, billing.EventOptions{Type: tasks.EventInvoicePaymentFailed, CustomerID: "cus_acme"})
+	eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed, CustomerID: "cus_acme"})
 	enqueue(t, client, f.event(t, eventID), 3)
 	// Lose the task as a flushed Redis would (a real FLUSHDB would also drop
 	// redistest's reservation of this database).
@@ -226,6 +234,7 @@ func TestRedriveAfterRedisLoss(t *testing.T) {
 }
 
 func TestRedriveTaskRejectsBadPayload(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	err := f.handler.ProcessInboxRedrive(context.Background(), asynq.NewTask(tasks.TypeInboxRedrive, []byte("{")))
 	require.Error(t, err)
@@ -236,6 +245,7 @@ func TestRedriveTaskRejectsBadPayload(t *testing.T) {
 // into the web process's handler, the inbox row and task it records, a real
 // worker, and the account row; then Stripe delivering the same event again.
 func TestEndToEndSignedWebhookToAccount(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	opt, client, _ := f.withQueue(t)
 	f.startWorker(t, opt)
@@ -247,8 +257,8 @@ func TestEndToEndSignedWebhookToAccount(t *testing.T) {
 	}
 	srv := httptest.NewServer(intake.Handler())
 	t.Cleanup(srv.Close)
-	payload, err := billing.BuildEvent(billing.EventOptions{
-		Type: tasks.EventSubscriptionCreated, Shape: billing.Shape2025, Expand: true,
+	payload, err := stripetest.BuildEvent(stripetest.EventOptions{
+		Type: tasks.EventSubscriptionCreated, Shape: stripetest.Shape2025, Expand: true,
 		CustomerID: "cus_acme", SubscriptionID: "sub_acme", PriceID: "price_pro_monthly", PeriodEnd: base,
 	})
 	require.NoError(t, err)
@@ -256,7 +266,7 @@ func TestEndToEndSignedWebhookToAccount(t *testing.T) {
 	require.NoError(t, err)
 
 	for range 2 {
-		req, err := billing.SignedRequest(context.Background(), srv.URL+"/billing/webhooks/stripe/", payload, "whsec_e2e", time.Now())
+		req, err := stripetest.SignedRequest(context.Background(), srv.URL+"/billing/webhooks/stripe/", payload, "whsec_e2e", time.Now())
 		require.NoError(t, err)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)

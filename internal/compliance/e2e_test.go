@@ -1,13 +1,8 @@
 package compliance_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,46 +13,9 @@ import (
 	"github.com/cleantrack/jobs/internal/compliance"
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/resendtest"
 	"github.com/cleantrack/jobs/tasks"
 )
-
-// resendFake is an httptest stand-in for Resend's POST /emails that records
-// each request's recipient and idempotency key.
-type resendFake struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	sent []string // "<idempotency key> <to>"
-}
-
-func newResendFake(t *testing.T) *resendFake {
-	t.Helper()
-	f := &resendFake{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		var body struct {
-			To []string `json:"to"`
-		}
-		_ = json.Unmarshal(raw, &body)
-		f.mu.Lock()
-		for _, to := range body.To {
-			f.sent = append(f.sent, r.Header.Get("Idempotency-Key")+" "+to)
-		}
-		n := len(f.sent)
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"msg_%d"}`, n)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *resendFake) requests() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := append([]string(nil), f.sent...)
-	sort.Strings(out)
-	return out
-}
 
 // startWorker runs a real Asynq server with the compliance handlers and the
 // email Sender (pointed at the Resend fake), as the worker process wires them.
@@ -68,7 +26,7 @@ func (w *world) startWorker(resendURL string) {
 	rdb := queue.RedisClient(opt)
 	w.t.Cleanup(func() { rdb.Close() })
 	sender, err := email.New(w.store, rdb, discardLog(), email.Options{
-		APIKey: "re_test", BaseURL: resendURL + "/", From: "CleanTrack <alerts@example.com>", RatePerSecond: 100,
+		APIKey: "re_test", BaseURL: resendURL, From: "CleanTrack <alerts@example.com>", RatePerSecond: 100,
 	})
 	require.NoError(w.t, err)
 
@@ -105,6 +63,19 @@ func (w *world) drained() bool {
 	return true
 }
 
+// sent lists the emails the Resend fake delivered as "<idempotency key> <to>",
+// sorted.
+func sent(fake *resendtest.Server) []string {
+	var out []string
+	for _, e := range fake.Delivered() {
+		for _, to := range e.To {
+			out = append(out, e.Key+" "+to)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (w *world) enqueue(task *asynq.Task, err error) {
 	w.t.Helper()
 	require.NoError(w.t, err)
@@ -113,6 +84,7 @@ func (w *world) enqueue(task *asynq.Task, err error) {
 }
 
 func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := time.Now().UTC()
 	north, northOwner := w.account("north", "UTC", "active")
@@ -126,8 +98,8 @@ func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
 	w.equipment(north, ward, equip{name: "fresh", interval: 24, created: now.Add(-72 * time.Hour), cleanings: []time.Time{now.Add(-time.Hour)}})
 	south, southOwner := w.account("south", "Europe/Berlin", "trialing")
 	w.account("gone", "UTC", "canceled")
-	fake := newResendFake(t)
-	w.startWorker(fake.srv.URL)
+	fake := resendtest.New(t)
+	w.startWorker(fake.URL())
 
 	// Two manual scans and two manual fan-outs (fresh task ids each): every
 	// email still goes out once.
@@ -135,8 +107,8 @@ func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
 		w.enqueue(tasks.NewOverdueScan(tasks.OverdueScanPayload{}))
 		w.enqueue(tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: "2026-W47"}))
 	}
-	require.Eventually(t, func() bool { return len(fake.requests()) >= 9 && w.drained() }, 30*time.Second, 50*time.Millisecond,
-		"got %v", fake.requests())
+	require.Eventually(t, func() bool { return fake.DeliveredCount() >= 9 && w.drained() }, 30*time.Second, 50*time.Millisecond,
+		"got %v", sent(fake))
 
 	alerts := w.activeAlerts(north)
 	want := []string{
@@ -151,7 +123,8 @@ func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
 		fmt.Sprintf("weekly/%d/2026-W47/%d %s", south, southOwner, "south-owner@example.com"),
 	}
 	sort.Strings(want)
-	assert.Equal(t, want, fake.requests())
+	assert.Equal(t, want, sent(fake))
+	assert.Equal(t, 9, fake.RequestCount(), "no email was requested twice")
 
 	for _, acc := range []int64{north, south} {
 		rep, err := w.store.WeeklyReport(w.ctx, acc, "2026-W47")

@@ -3,7 +3,6 @@ package compliance_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -30,7 +30,6 @@ type world struct {
 	redisURL string
 	client   *asynq.Client
 	insp     *asynq.Inspector
-	n        int
 }
 
 func newWorld(t *testing.T) *world {
@@ -68,45 +67,29 @@ func (w *world) exec(q string, args ...any) {
 	require.NoError(w.t, err)
 }
 
-func (w *world) id(q string, args ...any) int64 {
-	w.t.Helper()
-	var id int64
-	require.NoError(w.t, w.store.DB.GetContext(w.ctx, &id, q, args...))
-	return id
-}
-
-// user creates a user named name (the address is name@example.com).
-func (w *world) user(name string) int64 {
-	w.t.Helper()
-	return w.id(`INSERT INTO users (email, first_name, last_name) VALUES ($1, $2, 'Test') RETURNING id`, name+"@example.com", name)
-}
-
 // account creates an account whose owner is a new user "<slug>-owner".
 func (w *world) account(slug, tz, status string) (accountID, ownerID int64) {
 	w.t.Helper()
-	ownerID = w.user(slug + "-owner")
-	accountID = w.id(`INSERT INTO accounts (name, slug, owner_id, status, timezone) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		"Account "+slug, slug, ownerID, status, tz)
-	w.exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'owner')`, accountID, ownerID)
-	return accountID, ownerID
+	a := testfactory.Account(w.t, w.store, &testfactory.AccountOpts{
+		Slug: slug, Status: status, Timezone: tz,
+		Owner: &testfactory.UserOpts{Email: slug + "-owner@example.com", FirstName: slug + "-owner", LastName: "Test"},
+	})
+	return a.ID, a.OwnerID
 }
 
 func (w *world) member(accountID int64, name, role string) int64 {
 	w.t.Helper()
-	u := w.user(name)
-	w.exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, $3)`, accountID, u, role)
-	return u
+	return testfactory.Member(w.t, w.store, accountID, role, &testfactory.UserOpts{Email: name + "@example.com", FirstName: name, LastName: "Test"})
 }
 
 func (w *world) location(accountID int64, name string) int64 {
 	w.t.Helper()
-	return w.id(`INSERT INTO locations (account_id, name) VALUES ($1, $2) RETURNING id`, accountID, name)
+	return testfactory.Location(w.t, w.store, accountID, name)
 }
 
 func (w *world) protocol(accountID int64) int64 {
 	w.t.Helper()
-	return w.id(`INSERT INTO cleaning_protocols (account_id, name, steps, estimated_duration_minutes, required_chemicals)
-VALUES ($1, 'Standard wipe-down', '{"Power off","Wipe every surface"}', 15, '{"EPA-approved disinfectant"}') RETURNING id`, accountID)
+	return testfactory.Protocol(w.t, w.store, accountID)
 }
 
 // equip is a piece of equipment to create.
@@ -122,26 +105,15 @@ type equip struct {
 
 func (w *world) equipment(accountID, locationID int64, e equip) int64 {
 	w.t.Helper()
-	w.n++
-	var assignee, protocol any
-	if e.assignee != 0 {
-		assignee = e.assignee
-	}
-	if e.protocol != 0 {
-		protocol = e.protocol
-	}
-	id := w.id(`INSERT INTO equipment (account_id, location_id, name, serial_number, protocol_id, cleaning_interval_hours, assigned_user_id, active, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-		accountID, locationID, e.name, fmt.Sprintf("SN-%03d", w.n), protocol, e.interval, assignee, !e.inactive, e.created)
-	for _, at := range e.cleanings {
-		w.clean(id, at)
-	}
-	return id
+	return testfactory.Equipment(w.t, w.store, accountID, locationID, &testfactory.EquipmentOpts{
+		Name: e.name, IntervalHours: e.interval, CreatedAt: e.created, AssigneeID: e.assignee,
+		Inactive: e.inactive, ProtocolID: e.protocol, Cleanings: e.cleanings,
+	})
 }
 
 func (w *world) clean(equipmentID int64, at time.Time) {
 	w.t.Helper()
-	w.exec(`INSERT INTO cleaning_logs (equipment_id, cleaned_at) VALUES ($1, $2)`, equipmentID, at)
+	testfactory.Cleaning(w.t, w.store, equipmentID, 0, at)
 }
 
 // activeAlerts maps equipment id to alert id for the account's active alerts.

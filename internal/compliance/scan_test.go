@@ -3,6 +3,7 @@ package compliance_test
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 )
 
 func TestScanOpensOneAlertPerOverdueEquipmentAndEmailsOnce(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	acc, owner := w.account("clinic", "Europe/Berlin", "active")
@@ -105,6 +107,7 @@ func TestScanOpensOneAlertPerOverdueEquipmentAndEmailsOnce(t *testing.T) {
 }
 
 func TestScanGraceDelaysOverdue(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	acc, _ := w.account("clinic", "UTC", "active")
@@ -121,6 +124,7 @@ func TestScanGraceDelaysOverdue(t *testing.T) {
 }
 
 func TestScanResolvesCleanedAndDeactivatedEquipment(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	acc, owner := w.account("clinic", "UTC", "active")
@@ -155,6 +159,7 @@ func TestScanResolvesCleanedAndDeactivatedEquipment(t *testing.T) {
 }
 
 func TestScanEnqueuesEmailsOwedByAnAlertOpenedBeforeACrash(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
 	acc, owner := w.account("clinic", "UTC", "active")
@@ -181,9 +186,10 @@ func TestScanEnqueuesEmailsOwedByAnAlertOpenedBeforeACrash(t *testing.T) {
 }
 
 func TestScanOfOneAccountLeavesOthersAlone(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-26T12:00:00Z")
-	a, _ := w.account("a", "UTC", "active")
+	a, aOwner := w.account("a", "UTC", "active")
 	b, _ := w.account("b", "UTC", "active")
 	var aIDs []int64
 	for _, acc := range []int64{a, b} {
@@ -198,11 +204,23 @@ func TestScanOfOneAccountLeavesOthersAlone(t *testing.T) {
 	r, err := w.service(now, 0).Scan(w.ctx, a)
 	require.NoError(t, err)
 	assert.Equal(t, 3, r.Opened)
-	assert.Len(t, w.activeAlerts(a), 3)
+	alerts := w.activeAlerts(a)
+	var alerted []int64
+	for eq := range alerts {
+		alerted = append(alerted, eq)
+	}
+	assert.ElementsMatch(t, aIDs, alerted, "one alert for each piece of account a's equipment")
 	assert.Empty(t, w.activeAlerts(b))
+	var want []string
+	for _, eq := range aIDs {
+		want = append(want, fmt.Sprintf("overdue/%d/%d a-owner@example.com", alerts[eq], aOwner))
+	}
+	sort.Strings(want)
+	assert.Equal(t, want, keys(w.emails()), "only account a's owner is told, once per alert")
 }
 
 func TestHandleOverdueScanRejectsABadPayload(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	err := w.service(time.Now(), 0).HandleOverdueScan(w.ctx, asynq.NewTask(tasks.TypeOverdueScan, []byte("{")))
 	assert.ErrorIs(t, err, asynq.SkipRetry)

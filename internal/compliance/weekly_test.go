@@ -13,6 +13,7 @@ import (
 )
 
 func TestParseISOWeek(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		monday  string
@@ -57,6 +58,7 @@ func TestParseISOWeek(t *testing.T) {
 // Cleanings 7 (A 3, C 1, E 3), on time 5, overdue at the end 2 (A, B):
 // 5 / (7 + 2) = 55.6 %. Ward 1: 2 / (4 + 2) = 33.3 %; Ward 2: 100.0 %.
 func TestWeeklyFiguresOnAHandBuiltHistory(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	acc, _ := w.account("clinic", "UTC", "active")
 	ward1 := w.location(acc, "Ward 1")
@@ -102,6 +104,7 @@ func TestWeeklyFiguresOnAHandBuiltHistory(t *testing.T) {
 }
 
 func TestWeeklyComplianceRateEdges(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	created := at(t, "2026-11-01T00:00:00Z")
 	week := postgres.WeekSpec{Monday: at(t, "2026-11-16T00:00:00Z")}
@@ -164,6 +167,7 @@ func TestWeeklyComplianceRateEdges(t *testing.T) {
 }
 
 func TestWeeklyWeekFollowsTheAccountTimeZone(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	// Monday 06:00 UTC is still Sunday evening in Los Angeles, whose last full
 	// week is therefore the one before; in Berlin and Auckland it is Monday.
@@ -203,6 +207,7 @@ func TestWeeklyWeekFollowsTheAccountTimeZone(t *testing.T) {
 }
 
 func TestRecordedFiguresAreNotRecomputed(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	acc, _ := w.account("clinic", "UTC", "active")
 	loc := w.location(acc, "Ward")
@@ -222,6 +227,7 @@ func TestRecordedFiguresAreNotRecomputed(t *testing.T) {
 }
 
 func TestFanOutSkipsOnlyAnAccountWithAnUnknownTimeZone(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	now := at(t, "2026-11-23T06:00:00Z")
 	good1, _ := w.account("good1", "UTC", "active")

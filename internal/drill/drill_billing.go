@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/resendtest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // startSystem starts web and a worker whose email goes to fake.
-func startSystem(ctx context.Context, c *Case, fake *bench.ResendFake) error {
+func startSystem(ctx context.Context, c *Case, fake *resendtest.Server) error {
 	if _, err := c.Start(ctx, "web", "web", nil); err != nil {
 		return err
 	}
-	_, err := c.Start(ctx, "worker", "worker", bench.ResendEnv(fake, 1000))
+	_, err := c.Start(ctx, "worker", "worker", bench.ResendEnv(fake.URL(), 1000))
 	return err
 }
 
@@ -27,7 +29,7 @@ func processed(ctx context.Context, c *Case, id string) bool {
 // Drill 1: the same event 50 times at once, then Stripe-style redeliveries
 // after it was applied: one inbox row, one account change, one email.
 func drillDuplicateStorm(ctx context.Context, c *Case) error {
-	fake := bench.NewResendFake()
+	fake := resendtest.NewServer()
 	defer fake.Close()
 	if _, err := c.SeedAccount(ctx, "storm", "cus_storm"); err != nil {
 		return err
@@ -37,9 +39,10 @@ func drillDuplicateStorm(ctx context.Context, c *Case) error {
 	}
 	created := time.Now().Add(-time.Minute).Truncate(time.Second)
 	periodEnd := created.AddDate(0, 1, 0)
-	body := bench.SubscriptionEvent("evt_storm_created", "customer.subscription.created", created, bench.Subscription{
-		ID: "sub_storm", Customer: "cus_storm", Status: "active", PriceID: "price_trial_monthly", PeriodEnd: periodEnd,
-	}, bench.Shape2025)
+	body := stripetest.MustBuildEvent(stripetest.EventOptions{
+		Type: "customer.subscription.created", ID: "evt_storm_created", Created: created, Shape: stripetest.Shape2025,
+		SubscriptionID: "sub_storm", CustomerID: "cus_storm", Status: "active", PriceID: "price_trial_monthly", PeriodEnd: periodEnd,
+	})
 
 	answers := c.PostConcurrently(ctx, body, 50)
 	c.Injected("customer.subscription.created evt_storm_created posted 50 times concurrently")
@@ -56,7 +59,7 @@ func drillDuplicateStorm(ctx context.Context, c *Case) error {
 	c.Check(first == 1, "exactly one answer said duplicate=false (got %d)", first)
 
 	c.Check(c.Until(ctx, 30*time.Second, func() bool { return processed(ctx, c, "evt_storm_created") }), "event processed")
-	c.Check(c.Until(ctx, 30*time.Second, func() bool { return fake.Delivered() >= 1 }), "welcome email reached Resend")
+	c.Check(c.Until(ctx, 30*time.Second, func() bool { return fake.DeliveredCount() >= 1 }), "welcome email reached Resend")
 	updatedAt := c.Str(ctx, `SELECT updated_at::text FROM accounts WHERE slug = 'storm'`)
 	processedAt := c.Str(ctx, `SELECT processed_at::text FROM stripe_events WHERE id = 'evt_storm_created'`)
 
@@ -76,14 +79,14 @@ func drillDuplicateStorm(ctx context.Context, c *Case) error {
 	got := c.Str(ctx, `SELECT status || ' ' || coalesce(stripe_subscription_id, '-') || ' ' || (subscription_end_date = to_timestamp($1))::text FROM accounts WHERE slug = 'storm'`, periodEnd.Unix())
 	c.Check(got == "active sub_storm true", "account active on sub_storm with the period end (got %q)", got)
 	keys := fake.Keys()
-	c.Check(fake.Delivered() == 1 && len(keys) == 1, "one email: %d delivered, %d idempotency key(s) %v", fake.Delivered(), len(keys), keys)
+	c.Check(fake.DeliveredCount() == 1 && len(keys) == 1, "one email: %d delivered, %d idempotency key(s) %v", fake.DeliveredCount(), len(keys), keys)
 	return nil
 }
 
 // Drill 2: created, updated, deleted delivered newest first: the final state
 // is the newest, the older events are processed with a note.
 func drillOutOfOrder(ctx context.Context, c *Case) error {
-	fake := bench.NewResendFake()
+	fake := resendtest.NewServer()
 	defer fake.Close()
 	if _, err := c.SeedAccount(ctx, "order", "cus_order"); err != nil {
 		return err
@@ -93,18 +96,19 @@ func drillOutOfOrder(ctx context.Context, c *Case) error {
 	}
 	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	end := t0.AddDate(0, 1, 0)
-	sub := func(status string) bench.Subscription {
-		return bench.Subscription{ID: "sub_order", Customer: "cus_order", Status: status, PriceID: "price_trial_monthly", PeriodEnd: end}
+	event := func(id, typ, status, shape string, created time.Time) []byte {
+		return stripetest.MustBuildEvent(stripetest.EventOptions{
+			Type: typ, ID: id, Created: created, Shape: shape, EndedAt: created,
+			SubscriptionID: "sub_order", CustomerID: "cus_order", Status: status, PriceID: "price_trial_monthly", PeriodEnd: end,
+		})
 	}
-	deletedSub := sub("canceled")
-	deletedSub.EndedAt = t0.Add(2 * time.Minute)
 	events := []struct {
 		id, typ string
 		body    []byte
 	}{
-		{"evt_order_3_deleted", "customer.subscription.deleted", bench.SubscriptionEvent("evt_order_3_deleted", "customer.subscription.deleted", t0.Add(2*time.Minute), deletedSub, bench.Shape2025)},
-		{"evt_order_2_updated", "customer.subscription.updated", bench.SubscriptionEvent("evt_order_2_updated", "customer.subscription.updated", t0.Add(time.Minute), sub("past_due"), bench.Shape2023)},
-		{"evt_order_1_created", "customer.subscription.created", bench.SubscriptionEvent("evt_order_1_created", "customer.subscription.created", t0, sub("trialing"), bench.Shape2025)},
+		{"evt_order_3_deleted", "customer.subscription.deleted", event("evt_order_3_deleted", "customer.subscription.deleted", "canceled", stripetest.Shape2025, t0.Add(2*time.Minute))},
+		{"evt_order_2_updated", "customer.subscription.updated", event("evt_order_2_updated", "customer.subscription.updated", "past_due", stripetest.Shape2023, t0.Add(time.Minute))},
+		{"evt_order_1_created", "customer.subscription.created", event("evt_order_1_created", "customer.subscription.created", "trialing", stripetest.Shape2025, t0)},
 	}
 	c.Injected("deleted (t0+2m), updated (t0+1m), created (t0) delivered in that order, each applied before the next")
 	for _, ev := range events {
@@ -114,7 +118,7 @@ func drillOutOfOrder(ctx context.Context, c *Case) error {
 		}
 		c.Check(c.Until(ctx, 30*time.Second, func() bool { return processed(ctx, c, ev.id) }), "%s processed", ev.id)
 	}
-	got := c.Str(ctx, `SELECT status || ' ' || (billing_event_at = to_timestamp($1))::text || ' ' || (subscription_end_date = to_timestamp($1))::text FROM accounts WHERE slug = 'order'`, deletedSub.EndedAt.Unix())
+	got := c.Str(ctx, `SELECT status || ' ' || (billing_event_at = to_timestamp($1))::text || ' ' || (subscription_end_date = to_timestamp($1))::text FROM accounts WHERE slug = 'order'`, t0.Add(2*time.Minute).Unix())
 	c.Check(got == "canceled true true", "final state is the newest: canceled, billing_event_at and end date = deletion time (got %q)", got)
 	stale := c.Int(ctx, `SELECT count(*) FROM stripe_events WHERE id IN ('evt_order_1_created', 'evt_order_2_updated') AND processed_at IS NOT NULL AND coalesce(note, '') <> ''`)
 	c.Check(stale == 2, "the two older events are processed with a note saying why nothing changed (%d of 2)", stale)

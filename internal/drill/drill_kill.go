@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/resendtest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // Drill 5: the worker SIGKILLed while a billing task waits inside its
@@ -17,7 +19,7 @@ import (
 // recovery (Asynq's lease expiry), the billing effect happened once and the
 // email was requested with one idempotency key.
 func drillKill(ctx context.Context, c *Case) error {
-	fake := bench.NewResendFake()
+	fake := resendtest.NewServer()
 	defer fake.Close()
 	if _, err := c.SeedAccount(ctx, "kill", "cus_kill"); err != nil {
 		return err
@@ -36,10 +38,11 @@ func drillKill(ctx context.Context, c *Case) error {
 		return err
 	}
 	created := time.Now().Add(-time.Minute).Truncate(time.Second)
-	body := bench.InvoiceEvent("evt_kill_failed", "invoice.payment_failed", created, bench.Invoice{
-		ID: "in_kill", Customer: "cus_kill", Subscription: "sub_kill", AmountDue: 4900, Currency: "usd",
-		Attempt: 1, NextAttempt: created.Add(72 * time.Hour),
-	}, bench.Shape2025)
+	body := stripetest.MustBuildEvent(stripetest.EventOptions{
+		Type: "invoice.payment_failed", ID: "evt_kill_failed", Created: created, Shape: stripetest.Shape2025,
+		InvoiceID: "in_kill", CustomerID: "cus_kill", SubscriptionID: "sub_kill", Amount: 4900, Currency: "usd",
+		AttemptCount: 1, NextAttempt: created.Add(72 * time.Hour),
+	})
 	if a := c.Post(ctx, body); a.Status != http.StatusOK {
 		return fmt.Errorf("post invoice.payment_failed: %d %s %v", a.Status, a.Body, a.Err)
 	}
@@ -49,7 +52,7 @@ func drillKill(ctx context.Context, c *Case) error {
 	}
 
 	// And one email whose request Resend holds.
-	fake.SetBehaviour(nil, time.Minute)
+	fake.SetDelay(time.Minute)
 	if err := bench.EnqueueWelcomeEmails(ctx, c.W.Redis.URL(), "drill5/welcome", 1); err != nil {
 		return err
 	}
@@ -62,25 +65,25 @@ func drillKill(ctx context.Context, c *Case) error {
 	if err := tx.Rollback(); err != nil {
 		return err
 	}
-	fake.SetBehaviour(nil, 0)
+	fake.SetDelay(0)
 	c.Check(c.Int(ctx, `SELECT count(*) FROM stripe_events WHERE id = 'evt_kill_failed' AND processed_at IS NULL`) == 1, "after the kill the event is not marked processed")
 	c.Check(c.Str(ctx, `SELECT status FROM accounts WHERE slug = 'kill'`) == "trialing", "after the kill the account is unchanged (the transaction rolled back)")
 
-	if _, err := c.Start(ctx, "worker", "worker", bench.ResendEnv(fake, 1000)); err != nil {
+	if _, err := c.Start(ctx, "worker", "worker", bench.ResendEnv(fake.URL(), 1000)); err != nil {
 		return err
 	}
 	c.Injected("worker restarted; Asynq recovers the two leased tasks once their 30 s lease expires")
 	paymentKeys := func() []string {
 		var ks []string
-		for _, k := range fake.DeliveredKeys() {
-			if strings.Contains(k, "payment_failed") {
-				ks = append(ks, k)
+		for _, e := range fake.Delivered() {
+			if strings.Contains(e.Key, "payment_failed") {
+				ks = append(ks, e.Key)
 			}
 		}
 		return ks
 	}
 	recovered := c.Until(ctx, 3*time.Minute, func() bool {
-		return processed(ctx, c, "evt_kill_failed") && len(paymentKeys()) >= 1 && fake.Delivered() >= 2
+		return processed(ctx, c, "evt_kill_failed") && len(paymentKeys()) >= 1 && fake.DeliveredCount() >= 2
 	})
 	c.Check(recovered, "both tasks ran again and finished")
 	time.Sleep(3 * time.Second) // room for a wrong second effect to show

@@ -11,7 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/proctest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // maxWorkerCPU is the share of one core the worker may use while Redis is
@@ -22,10 +23,11 @@ const maxWorkerCPU = 10.0
 func subscriptionUpdate(prefix string, i int, created time.Time) (id string, body []byte) {
 	s := strconv.Itoa(i)
 	id = "evt_" + prefix + "_" + s
-	return id, bench.SubscriptionEvent(id, "customer.subscription.updated", created, bench.Subscription{
-		ID: "sub_" + prefix + "_" + s, Customer: "cus_" + prefix + "_" + s, Status: "active",
+	return id, stripetest.MustBuildEvent(stripetest.EventOptions{
+		Type: "customer.subscription.updated", ID: id, Created: created, Shape: stripetest.Shapes[i%2],
+		SubscriptionID: "sub_" + prefix + "_" + s, CustomerID: "cus_" + prefix + "_" + s, Status: "active",
 		PriceID: "price_trial_monthly", PeriodEnd: created.AddDate(0, 1, 0),
-	}, bench.Shape(i%2))
+	})
 }
 
 // applied counts the accounts of prefix whose subscription event took effect.
@@ -85,7 +87,7 @@ func drillRedis(ctx context.Context, c *Case) error {
 		return err
 	}
 	time.Sleep(2 * time.Second)
-	cpu, err := bench.CPUPercentOver(ctx, worker.Pid(), 10*time.Second)
+	cpu, err := proctest.CPUPercentOver(ctx, worker.Pid(), 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -97,7 +99,7 @@ func drillRedis(ctx context.Context, c *Case) error {
 		return err
 	}
 	time.Sleep(2 * time.Second)
-	cpu, err = bench.CPUPercentOver(ctx, worker.Pid(), 10*time.Second)
+	cpu, err = proctest.CPUPercentOver(ctx, worker.Pid(), 10*time.Second)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/proctest"
 )
 
 // Drill is one fault drill: Run injects the fault and checks the outcome
@@ -49,7 +49,7 @@ type Options struct {
 // Run builds the binaries, starts the private PostgreSQL and Redis, runs the
 // drills and prints "N passed, M failed" last. It returns the failure count.
 func Run(ctx context.Context, o Options, out io.Writer) (failed int, err error) {
-	root, err := bench.RepoRoot()
+	root, err := proctest.ModuleRoot()
 	if err != nil {
 		return 0, err
 	}
@@ -61,14 +61,14 @@ func Run(ctx context.Context, o Options, out io.Writer) (failed int, err error) 
 	}
 	w := &World{Root: root, Bin: filepath.Join(o.Dir, "bin"), Dir: o.Dir, Out: out}
 	fmt.Fprintln(out, "drills: building binaries")
-	if err := bench.BuildBinaries(ctx, root, w.Bin); err != nil {
+	if err := proctest.Build(ctx, root, w.Bin); err != nil {
 		return 0, err
 	}
 	port := func(p int) (int, error) {
 		if p != 0 {
 			return p, nil
 		}
-		return bench.FreePort()
+		return proctest.FreePort()
 	}
 	rp, err := port(o.RedisPort)
 	if err != nil {

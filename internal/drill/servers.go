@@ -116,7 +116,6 @@ func (pg *PrivatePG) AdminURL() string {
 type PrivateRedis struct {
 	Port int
 	Dir  string
-	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
 }

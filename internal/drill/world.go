@@ -20,6 +20,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cleantrack/jobs/internal/bench"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/proctest"
+	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
 // webhookSecret signs every event the drills send.
@@ -43,9 +46,10 @@ type Case struct {
 	Name   string
 	DB     *bench.ScratchDB
 	SQL    *sql.DB
+	Store  *postgres.Store // for seeding rows
 	Port   int
 	Logs   string
-	procs  map[string]*bench.Proc
+	procs  map[string]*proctest.Proc
 	fails  []string
 	Secret string
 }
@@ -60,15 +64,24 @@ func (w *World) newCase(ctx context.Context, name string) (*Case, error) {
 		db.Drop(ctx)
 		return nil, err
 	}
+	store, err := postgres.Open(ctx, db.URL)
+	if err != nil {
+		s.Close()
+		db.Drop(ctx)
+		return nil, err
+	}
 	rc := redis.NewClient(&redis.Options{Addr: w.Redis.Addr()})
 	rc.FlushAll(ctx)
 	rc.Close()
-	port, err := bench.FreePort()
+	port, err := proctest.FreePort()
 	if err != nil {
+		store.Close()
+		s.Close()
+		db.Drop(ctx)
 		return nil, err
 	}
-	return &Case{W: w, Name: name, DB: db, SQL: s, Port: port, Secret: webhookSecret,
-		Logs: filepath.Join(w.Dir, "logs", name), procs: map[string]*bench.Proc{}}, nil
+	return &Case{W: w, Name: name, DB: db, SQL: s, Store: store, Port: port, Secret: webhookSecret,
+		Logs: filepath.Join(w.Dir, "logs", name), procs: map[string]*proctest.Proc{}}, nil
 }
 
 func (c *Case) close() {
@@ -76,6 +89,7 @@ func (c *Case) close() {
 		p.Kill()
 		delete(c.procs, name)
 	}
+	c.Store.Close()
 	c.SQL.Close()
 	c.DB.Drop(context.Background())
 }
@@ -103,7 +117,7 @@ func (c *Case) Check(ok bool, format string, args ...any) {
 
 // Env is the environment of every process in the drill, plus extra.
 func (c *Case) Env(extra map[string]string) map[string]string {
-	p := func() string { n, _ := bench.FreePort(); return "127.0.0.1:" + strconv.Itoa(n) }
+	p := func() string { n, _ := proctest.FreePort(); return "127.0.0.1:" + strconv.Itoa(n) }
 	env := map[string]string{
 		"DATABASE_URL":           c.DB.URL,
 		"REDIS_URL":              c.W.Redis.URL(),
@@ -126,18 +140,18 @@ func (c *Case) Env(extra map[string]string) map[string]string {
 
 // Start starts a binary (web, worker, scheduler) under a name (so two
 // schedulers can run), waiting for the web process to answer /healthz.
-func (c *Case) Start(ctx context.Context, name, bin string, extra map[string]string) (*bench.Proc, error) {
+func (c *Case) Start(ctx context.Context, name, bin string, extra map[string]string) (*proctest.Proc, error) {
 	if old := c.procs[name]; old != nil {
 		old.Kill()
 	}
-	p, err := bench.StartProc(name, filepath.Join(c.W.Bin, bin), nil, c.Env(extra), c.Logs)
+	p, err := proctest.Start(proctest.Config{Name: name, Path: filepath.Join(c.W.Bin, bin), Env: c.Env(extra), LogDir: c.Logs})
 	if err != nil {
 		return nil, err
 	}
 	c.procs[name] = p
 	if bin == "web" {
-		if err := bench.WaitHTTP(ctx, c.URL("/healthz"), 20*time.Second); err != nil {
-			return nil, fmt.Errorf("web: %w\n%s", err, p.LogTail(20))
+		if err := proctest.WaitHTTP(ctx, c.URL("/healthz"), 20*time.Second, p); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
 		}
 		return p, nil
 	}
@@ -149,7 +163,7 @@ func (c *Case) Start(ctx context.Context, name, bin string, extra map[string]str
 }
 
 // Proc returns a started process by name.
-func (c *Case) Proc(name string) *bench.Proc { return c.procs[name] }
+func (c *Case) Proc(name string) *proctest.Proc { return c.procs[name] }
 
 // Kill SIGKILLs a process.
 func (c *Case) Kill(name string) {
@@ -188,7 +202,7 @@ func (c *Case) Post(ctx context.Context, body []byte) Answer {
 		return Answer{Err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Stripe-Signature", bench.Sign(body, c.Secret, time.Now()))
+	req.Header.Set("Stripe-Signature", stripetest.Sign(body, c.Secret, time.Now()))
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return Answer{Err: err}
@@ -241,36 +255,27 @@ func (c *Case) Str(ctx context.Context, q string, args ...any) string {
 // SeedAccount inserts an account with an owner (email owner@<slug>.test)
 // linked to Stripe customer cus, and returns its id.
 func (c *Case) SeedAccount(ctx context.Context, slug, cus string) (int64, error) {
-	const q = `
-WITH u AS (
-    INSERT INTO users (email, first_name, last_name) VALUES ($1, 'Olive', 'Owner') RETURNING id
-), a AS (
-    INSERT INTO accounts (name, slug, owner_id, stripe_customer_id)
-    SELECT $2, $3, u.id, NULLIF($4, '') FROM u RETURNING id, owner_id
-)
-INSERT INTO account_members (account_id, user_id, role) SELECT id, owner_id, 'owner' FROM a RETURNING account_id`
-	var id int64
-	err := c.SQL.QueryRowContext(ctx, q, "owner@"+slug+".test", "Drill "+slug, slug, cus).Scan(&id)
+	ids, err := c.Store.CreateAccounts(ctx, []postgres.OwnedAccount{{
+		Owner:   postgres.NewUser{Email: "owner@" + slug + ".test", FirstName: "Olive", LastName: "Owner"},
+		Account: postgres.NewAccount{Name: "Drill " + slug, Slug: slug, StripeCustomerID: cus},
+	}})
 	if err != nil {
 		return 0, fmt.Errorf("seed account %s: %w", slug, err)
 	}
-	return id, nil
+	return ids[0], nil
 }
 
 // SeedAccounts inserts n accounts whose customers are cus_<prefix>_<i>.
 func (c *Case) SeedAccounts(ctx context.Context, prefix string, n int) error {
-	const q = `
-WITH u AS (
-    INSERT INTO users (email, first_name, last_name)
-    SELECT $2 || '-' || i || '@drill.test', 'Owner', 'No' || i FROM generate_series(0, $1 - 1) AS i
-    RETURNING id, last_name
-), a AS (
-    INSERT INTO accounts (name, slug, owner_id, stripe_customer_id)
-    SELECT 'Drill ' || u.last_name, $2 || '-' || substr(u.last_name, 3), u.id, 'cus_' || $2 || '_' || substr(u.last_name, 3)
-    FROM u RETURNING id, owner_id
-)
-INSERT INTO account_members (account_id, user_id, role) SELECT id, owner_id, 'owner' FROM a`
-	if _, err := c.SQL.ExecContext(ctx, q, n, prefix); err != nil {
+	accounts := make([]postgres.OwnedAccount, n)
+	for i := range accounts {
+		s := strconv.Itoa(i)
+		accounts[i] = postgres.OwnedAccount{
+			Owner:   postgres.NewUser{Email: prefix + "-" + s + "@drill.test", FirstName: "Owner", LastName: "No" + s},
+			Account: postgres.NewAccount{Name: "Drill " + s, Slug: prefix + "-" + s, StripeCustomerID: "cus_" + prefix + "_" + s},
+		}
+	}
+	if _, err := c.Store.CreateAccounts(ctx, accounts); err != nil {
 		return fmt.Errorf("seed accounts: %w", err)
 	}
 	return nil

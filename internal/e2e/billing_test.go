@@ -3,14 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,10 +15,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cleantrack/jobs/internal/billing"
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/resendtest"
+	"github.com/cleantrack/jobs/internal/stripetest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 )
 
 const secret = "whsec_e2e_secret"
@@ -41,8 +41,8 @@ func newSystem(t *testing.T) *system {
 	t.Helper()
 	store, dbURL := pgtest.NewStore(t)
 	redisURL := redistest.NewURL(t)
-	webAddr := freeAddr(t)
-	adminAddr := freeAddr(t)
+	webAddr := proctest.FreeAddrT(t)
+	adminAddr := proctest.FreeAddrT(t)
 	outbox := t.TempDir()
 	env := map[string]string{
 		"DATABASE_URL":           dbURL,
@@ -50,8 +50,8 @@ func newSystem(t *testing.T) *system {
 		"PORT":                   strings.Split(webAddr, ":")[1],
 		"STRIPE_WEBHOOK_SECRET":  secret,
 		"ADMIN_ADDR":             adminAddr,
-		"WORKER_METRICS_ADDR":    freeAddr(t),
-		"SCHEDULER_METRICS_ADDR": freeAddr(t),
+		"WORKER_METRICS_ADDR":    proctest.FreeAddrT(t),
+		"SCHEDULER_METRICS_ADDR": proctest.FreeAddrT(t),
 		"LOG_FORMAT":             "json",
 		"EMAIL_OUTBOX_DIR":       outbox,
 		"INBOX_REDRIVE_MIN_AGE":  "0s",
@@ -61,48 +61,40 @@ func newSystem(t *testing.T) *system {
 	return &system{store: store, redisURL: redisURL, env: env, webURL: "http://" + webAddr, adminURL: "http://" + adminAddr, outbox: outbox}
 }
 
-func (s *system) startWeb(t *testing.T) *proc {
+func (s *system) startWeb(t *testing.T) *proctest.Proc {
 	t.Helper()
 	p := start(t, "web", s.env)
-	waitHTTP(t, s.webURL+"/healthz", p)
+	proctest.WaitHTTPT(t, s.webURL+"/healthz", p)
 	return p
 }
 
 // startWorker starts a worker and waits until its /readyz (PostgreSQL and
 // Redis reachable) answers 200.
-func (s *system) startWorker(t *testing.T) *proc {
+func (s *system) startWorker(t *testing.T) *proctest.Proc {
 	t.Helper()
 	p := start(t, "worker", s.env)
-	waitHTTP(t, "http://"+s.env["WORKER_METRICS_ADDR"]+"/readyz", p)
+	proctest.WaitHTTPT(t, "http://"+s.env["WORKER_METRICS_ADDR"]+"/readyz", p)
 	return p
 }
 
 // startScheduler starts a scheduler and waits until its /readyz answers 200.
-func (s *system) startScheduler(t *testing.T) *proc {
+func (s *system) startScheduler(t *testing.T) *proctest.Proc {
 	t.Helper()
 	p := start(t, "scheduler", s.env)
-	waitHTTP(t, "http://"+s.env["SCHEDULER_METRICS_ADDR"]+"/readyz", p)
+	proctest.WaitHTTPT(t, "http://"+s.env["SCHEDULER_METRICS_ADDR"]+"/readyz", p)
 	return p
 }
 
 // account creates an owner and an account linked to a Stripe customer.
 func (s *system) account(t *testing.T, slug, customerID string) int64 {
 	t.Helper()
-	var userID, accountID int64
-	require.NoError(t, s.store.DB.Get(&userID,
-		`INSERT INTO users (email, first_name, last_name) VALUES ($1, 'Olivia', 'Owner') RETURNING id`, slug+"-owner@example.com"))
-	require.NoError(t, s.store.DB.Get(&accountID,
-		`INSERT INTO accounts (name, slug, owner_id, stripe_customer_id) VALUES ($1, $2, $3, $4) RETURNING id`,
-		"Clinic "+slug, slug, userID, customerID))
-	_, err := s.store.DB.Exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'owner')`, accountID, userID)
-	require.NoError(t, err)
-	return accountID
+	return testfactory.Account(t, s.store, &testfactory.AccountOpts{Slug: slug, Name: "Clinic " + slug, StripeCustomerID: customerID}).ID
 }
 
 // post sends payload to the Stripe endpoint, signed, and returns the answer.
 func (s *system) post(t *testing.T, payload []byte) (int, map[string]any) {
 	t.Helper()
-	req, err := billing.SignedRequest(context.Background(), s.webURL+"/billing/webhooks/stripe/", payload, secret, time.Time{})
+	req, err := stripetest.SignedRequest(context.Background(), s.webURL+"/billing/webhooks/stripe/", payload, secret, time.Time{})
 	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -136,17 +128,19 @@ func (s *system) processed(t *testing.T, eventID string) bool {
 // A signed webhook goes through the web process, Redis and a real worker to
 // the account row, for both API shapes.
 func TestWebhookToAccount(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t)
 	s.startWeb(t)
 	s.startWorker(t)
 
-	for _, shape := range []string{billing.Shape2023, billing.Shape2025} {
+	for _, shape := range []string{stripetest.Shape2023, stripetest.Shape2025} {
 		t.Run(shape, func(t *testing.T) {
+			t.Parallel()
 			cus := "cus_e2e_" + shape
 			id := s.account(t, "clinic-"+shape, cus)
 			end := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second).UTC()
-			evt := billing.NewID("evt_")
-			payload, err := billing.BuildEvent(billing.EventOptions{
+			evt := stripetest.NewID("evt_")
+			payload, err := stripetest.BuildEvent(stripetest.EventOptions{
 				Type: "customer.subscription.created", ID: evt, Shape: shape,
 				CustomerID: cus, SubscriptionID: "sub_e2e_" + shape, Status: "active", PeriodEnd: end,
 			})
@@ -176,12 +170,13 @@ func TestWebhookToAccount(t *testing.T) {
 // Redis loses the queued task after the web process answered 200: the
 // scheduler's inbox sweep re-drives the event from PostgreSQL.
 func TestRedisFlushedAfterAcceptIsRedriven(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t)
 	s.startWeb(t)
 	id := s.account(t, "flushed", "cus_flushed")
-	evt := billing.NewID("evt_")
-	payload, err := billing.BuildEvent(billing.EventOptions{
-		Type: "customer.subscription.updated", ID: evt, Shape: billing.Shape2025,
+	evt := stripetest.NewID("evt_")
+	payload, err := stripetest.BuildEvent(stripetest.EventOptions{
+		Type: "customer.subscription.updated", ID: evt, Shape: stripetest.Shape2025,
 		CustomerID: "cus_flushed", SubscriptionID: "sub_flushed", Status: "past_due",
 	})
 	require.NoError(t, err)
@@ -202,64 +197,25 @@ func TestRedisFlushedAfterAcceptIsRedriven(t *testing.T) {
 	assert.True(t, s.processed(t, evt))
 }
 
-// resendFake records every send the worker makes, answering as Resend does.
-type resendFake struct {
-	mu   sync.Mutex
-	reqs []resendRequest
-	srv  *httptest.Server
-}
-
-type resendRequest struct {
-	Key     string
-	To      []string `json:"to"`
-	Subject string   `json:"subject"`
-}
-
-func newResendFake(t *testing.T) *resendFake {
-	t.Helper()
-	f := &resendFake{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req resendRequest
-		_ = json.NewDecoder(r.Body).Decode(&req)
-		req.Key = r.Header.Get("Idempotency-Key")
-		f.mu.Lock()
-		f.reqs = append(f.reqs, req)
-		n := len(f.reqs)
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"msg_%d"}`, n)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *resendFake) requests() []resendRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]resendRequest(nil), f.reqs...)
-}
-
 // Billing events trigger their emails end to end: one welcome per
 // subscription and one payment-failed email per invoice attempt and
 // recipient, however often Stripe delivers the events.
 func TestBillingEmailsEndToEnd(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t)
-	fake := newResendFake(t)
+	fake := resendtest.New(t)
 	s.env["RESEND_API_KEY"] = "re_test_key"
-	s.env["RESEND_BASE_URL"] = fake.srv.URL + "/"
+	s.env["RESEND_BASE_URL"] = fake.URL()
 	s.env["EMAIL_RATE_PER_SECOND"] = "50"
 	s.startWeb(t)
 	s.startWorker(t)
 	id := s.account(t, "mailed", "cus_mailed")
-	var adminID int64
-	require.NoError(t, s.store.DB.Get(&adminID, `INSERT INTO users (email, first_name) VALUES ('admin@mailed.example', 'Ada') RETURNING id`))
-	_, err := s.store.DB.Exec(`INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, 'admin')`, id, adminID)
-	require.NoError(t, err)
+	testfactory.Member(t, s.store, id, postgres.RoleAdmin, &testfactory.UserOpts{Email: "admin@mailed.example", FirstName: "Ada"})
 
-	send := func(o billing.EventOptions) {
+	send := func(o stripetest.EventOptions) {
 		t.Helper()
 		o.CustomerID, o.SubscriptionID = "cus_mailed", "sub_mailed"
-		payload, err := billing.BuildEvent(o)
+		payload, err := stripetest.BuildEvent(o)
 		require.NoError(t, err)
 		status, out := s.post(t, payload)
 		require.Equal(t, 200, status, "%v", out)
@@ -268,28 +224,27 @@ func TestBillingEmailsEndToEnd(t *testing.T) {
 	// resend a logical event under a new id), each delivered twice.
 	created := time.Now().Add(-time.Minute)
 	for i := 0; i < 2; i++ {
-		o := billing.EventOptions{Type: "customer.subscription.created", ID: billing.NewID("evt_"), Created: created, Status: "active", Shape: billing.Shape2025}
+		o := stripetest.EventOptions{Type: "customer.subscription.created", ID: stripetest.NewID("evt_"), Created: created, Status: "active", Shape: stripetest.Shape2025}
 		send(o)
 		send(o)
 	}
 	// Attempt 1 of an invoice, delivered twice; then attempt 2.
-	fail1 := billing.EventOptions{Type: "invoice.payment_failed", ID: billing.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 1, Amount: 12900, Currency: "eur"}
+	fail1 := stripetest.EventOptions{Type: "invoice.payment_failed", ID: stripetest.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 1, Amount: 12900, Currency: "eur"}
 	send(fail1)
 	send(fail1)
-	send(billing.EventOptions{Type: "invoice.payment_failed", ID: billing.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 2, Amount: 12900, Currency: "eur"})
+	send(stripetest.EventOptions{Type: "invoice.payment_failed", ID: stripetest.NewID("evt_"), InvoiceID: "in_mailed", AttemptCount: 2, Amount: 12900, Currency: "eur"})
 
 	// 1 welcome (owner) + 2 attempts x 2 recipients (owner, admin).
-	eventually(t, 30*time.Second, "five emails at the Resend fake", func() bool { return len(fake.requests()) >= 5 })
+	eventually(t, 30*time.Second, "five emails at the Resend fake", func() bool { return fake.DeliveredCount() >= 5 })
 	time.Sleep(2 * time.Second) // a late duplicate would show up now
-	reqs := fake.requests()
-	require.Len(t, reqs, 5, "%+v", reqs)
+	require.Equal(t, 5, fake.RequestCount(), "one request per email: %v", fake.Keys())
 	keys := map[string]int{}
 	var welcome int
-	for _, r := range reqs {
-		keys[r.Key]++
-		if strings.Contains(r.Subject, "Welcome to CleanTrack") {
+	for _, e := range fake.Delivered() {
+		keys[e.Key]++
+		if strings.Contains(e.Subject, "Welcome to CleanTrack") {
 			welcome++
-			assert.Equal(t, []string{"mailed-owner@example.com"}, r.To)
+			assert.Equal(t, []string{"mailed-owner@example.com"}, e.To)
 		}
 	}
 	assert.Equal(t, 1, welcome)
@@ -301,11 +256,12 @@ func TestBillingEmailsEndToEnd(t *testing.T) {
 
 // Without a Resend key the same trigger lands in the outbox directory.
 func TestWelcomeEmailInOutbox(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t)
 	s.startWeb(t)
 	s.startWorker(t)
 	s.account(t, "outboxed", "cus_outboxed")
-	payload, err := billing.BuildEvent(billing.EventOptions{Type: "customer.subscription.created", CustomerID: "cus_outboxed", SubscriptionID: "sub_outboxed", Status: "trialing"})
+	payload, err := stripetest.BuildEvent(stripetest.EventOptions{Type: "customer.subscription.created", CustomerID: "cus_outboxed", SubscriptionID: "sub_outboxed", Status: "trialing"})
 	require.NoError(t, err)
 	status, _ := s.post(t, payload)
 	require.Equal(t, 200, status)

@@ -24,6 +24,7 @@ func sample(t *testing.T, name string) Data {
 }
 
 func TestRenderGolden(t *testing.T) {
+	t.Parallel()
 	r, err := NewRenderer()
 	require.NoError(t, err)
 
@@ -82,6 +83,7 @@ func assertGolden(t *testing.T, name, got string) {
 }
 
 func TestRenderWelcome(t *testing.T) {
+	t.Parallel()
 	r, err := NewRenderer()
 	require.NoError(t, err)
 	m, err := r.Render(TemplateWelcome, sample(t, TemplateWelcome))
@@ -96,6 +98,7 @@ func TestRenderWelcome(t *testing.T) {
 }
 
 func TestRenderEscapesHTML(t *testing.T) {
+	t.Parallel()
 	r, err := NewRenderer()
 	require.NoError(t, err)
 	d := sample(t, TemplateWelcome).(WelcomeData)
@@ -110,6 +113,7 @@ func TestRenderEscapesHTML(t *testing.T) {
 }
 
 func TestRenderMissingRequiredField(t *testing.T) {
+	t.Parallel()
 	r, err := NewRenderer()
 	require.NoError(t, err)
 	welcome := sample(t, TemplateWelcome).(WelcomeData)
@@ -149,6 +153,7 @@ func TestRenderMissingRequiredField(t *testing.T) {
 }
 
 func TestFormatMoney(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		minor    int64
 		currency string
@@ -172,6 +177,7 @@ func TestFormatMoney(t *testing.T) {
 }
 
 func TestFormatDateUsesAccountZone(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2025, 3, 1, 2, 30, 0, 0, time.UTC)
 	tests := []struct {
 		tz, date, dateTime string
@@ -193,6 +199,7 @@ func TestFormatDateUsesAccountZone(t *testing.T) {
 }
 
 func TestOverlayData(t *testing.T) {
+	t.Parallel()
 	d, err := OverlayData(TemplateWelcome, sample(t, TemplateWelcome), []byte(`{"account_name":"Harbor Clinic","max_users":25}`))
 	require.NoError(t, err)
 	w := d.(WelcomeData)

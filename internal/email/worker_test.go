@@ -13,6 +13,7 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/resendtest"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -82,7 +83,9 @@ func (w *worker) taskInfo(t *testing.T, key string, state asynq.TaskState) *asyn
 }
 
 func TestWorkerRetryReusesIdempotencyKey(t *testing.T) {
-	fake := newFakeResend(t, fakeReply{status: 500, message: "boom"}, fakeReply{status: 503, message: "busy"})
+	t.Parallel()
+	fake := resendtest.New(t)
+	fake.ReplyNext(resendtest.Reply{Status: 500, Message: "boom"}, resendtest.Reply{Status: 503, Message: "busy"})
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 
@@ -98,14 +101,18 @@ func TestWorkerRetryReusesIdempotencyKey(t *testing.T) {
 		assert.Equal(t, reqs[0].Raw, r.Raw, "a retry sends the identical body, or Resend answers 409")
 	}
 	assert.Equal(t, 3, d.Attempts)
-	assert.Equal(t, "msg_3", d.ProviderMessageID.String)
+	delivered := fake.Delivered()
+	require.Len(t, delivered, 1, "the two failed attempts delivered nothing")
+	assert.Equal(t, delivered[0].ID, d.ProviderMessageID.String)
 }
 
 func TestWorkerRateLimitDoesNotBurnRetries(t *testing.T) {
+	t.Parallel()
 	// Three 429s against a budget of one retry: were they counted, the task
 	// would be archived at the second.
-	r429 := fakeReply{status: 429, retryAfter: "0.1", name: "rate_limit_exceeded", message: "Too many requests"}
-	fake := newFakeResend(t, r429, r429, r429)
+	r429 := resendtest.Reply{Status: 429, RetryAfter: "0.1", Name: "rate_limit_exceeded", Message: "Too many requests"}
+	fake := resendtest.New(t)
+	fake.ReplyNext(r429, r429, r429)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 
@@ -115,13 +122,15 @@ func TestWorkerRateLimitDoesNotBurnRetries(t *testing.T) {
 	require.NoError(t, err)
 
 	waitStatus(t, store, "welcome/sub_429", postgres.EmailSent)
-	assert.Equal(t, 4, fake.Count())
+	assert.Equal(t, 4, fake.RequestCount())
 	info := w.taskInfo(t, "welcome/sub_429", asynq.TaskStateCompleted)
 	assert.Zero(t, info.Retried, "rate-limited attempts are not counted as retries")
 }
 
 func TestWorker422ArchivesAtOnce(t *testing.T) {
-	fake := newFakeResend(t, fakeReply{status: 422, name: "validation_error", message: "Invalid `to` field."})
+	t.Parallel()
+	fake := resendtest.New(t)
+	fake.ReplyNext(resendtest.Reply{Status: 422, Name: "validation_error", Message: "Invalid `to` field."})
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 
@@ -133,12 +142,14 @@ func TestWorker422ArchivesAtOnce(t *testing.T) {
 	assert.Contains(t, info.LastErr, "validation_error")
 	d := waitStatus(t, store, "welcome/sub_422", postgres.EmailFailed)
 	assert.Contains(t, d.LastError.String, "Invalid `to` field.")
-	assert.Equal(t, 1, fake.Count())
+	assert.Equal(t, 1, fake.RequestCount())
 }
 
 func TestWorkerRetriesExhaustedMarksFailed(t *testing.T) {
-	boom := fakeReply{status: 500, message: "boom"}
-	fake := newFakeResend(t, boom, boom, boom)
+	t.Parallel()
+	boom := resendtest.Reply{Status: 500, Message: "boom"}
+	fake := resendtest.New(t)
+	fake.ReplyNext(boom, boom, boom)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 
@@ -150,11 +161,12 @@ func TestWorkerRetriesExhaustedMarksFailed(t *testing.T) {
 	w.taskInfo(t, "welcome/sub_500", asynq.TaskStateArchived)
 	d := waitStatus(t, store, "welcome/sub_500", postgres.EmailFailed)
 	assert.Equal(t, 2, d.Attempts)
-	assert.Equal(t, 2, fake.Count())
+	assert.Equal(t, 2, fake.RequestCount())
 }
 
 func TestWorkerEnqueuedTwiceSendsOnce(t *testing.T) {
-	fake := newFakeResend(t)
+	t.Parallel()
+	fake := resendtest.New(t)
 	s, store := newTestSender(t, fake, nil)
 	w := startWorker(t, s)
 	ctx := context.Background()
@@ -172,10 +184,11 @@ func TestWorkerEnqueuedTwiceSendsOnce(t *testing.T) {
 	_, err = w.svc.SendWelcomeEmail(ctx, "owner@example.com", data, "welcome/sub_twice")
 	require.NoError(t, err)
 	w.taskInfo(t, "welcome/sub_twice", asynq.TaskStateCompleted)
-	assert.Equal(t, 1, fake.Count())
+	assert.Equal(t, 1, fake.RequestCount())
 }
 
 func TestServiceRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	svc := NewService(nil)
 	ctx := context.Background()
 	_, err := svc.SendTemplateEmail(ctx, "a@example.com", "nope", struct{}{}, "k")

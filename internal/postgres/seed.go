@@ -115,11 +115,8 @@ func (s *Store) SeedDemo(ctx context.Context, now time.Time) (DemoSeed, error) {
 		if err != nil {
 			return err
 		}
-		const qMember = `
-INSERT INTO account_members (account_id, user_id, role) VALUES ($1, $2, $3)
-ON CONFLICT (account_id, user_id) DO NOTHING`
 		for i, u := range demoUsers {
-			if _, err := tx.ExecContext(ctx, qMember, out.AccountID, userIDs[i], u.role); err != nil {
+			if err := addAccountMember(ctx, tx, out.AccountID, userIDs[i], u.role); err != nil {
 				return fmt.Errorf("seed member %s: %w", u.email, err)
 			}
 		}
@@ -151,15 +148,13 @@ ON CONFLICT (account_id, user_id) DO NOTHING`
 }
 
 func seedUsers(ctx context.Context, tx *sqlx.Tx) ([]int64, error) {
-	const q = `
-INSERT INTO users (email, first_name, last_name) VALUES ($1, $2, $3)
-ON CONFLICT (email) DO UPDATE SET email = users.email
-RETURNING id`
 	ids := make([]int64, len(demoUsers))
 	for i, u := range demoUsers {
-		if err := tx.GetContext(ctx, &ids[i], q, u.email, u.first, u.last); err != nil {
+		id, err := ensureUser(ctx, tx, NewUser{Email: u.email, FirstName: u.first, LastName: u.last})
+		if err != nil {
 			return nil, fmt.Errorf("seed user %s: %w", u.email, err)
 		}
+		ids[i] = id
 	}
 	return ids, nil
 }

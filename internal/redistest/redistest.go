@@ -72,7 +72,7 @@ func ReserveOn(ctx context.Context, serverURL string, wait time.Duration) (dbURL
 			ok, err := locks.SetNX(ctx, key, tok, 30*time.Minute).Result()
 			if err != nil {
 				locks.Close()
-				return "", nil, fmt.Errorf("Redis at TEST_REDIS_URL (%s) is not reachable: %w; start it (see README, \"Running the tests\")", base.Redacted(), err)
+				return "", nil, fmt.Errorf("cannot reach Redis at TEST_REDIS_URL (%s): %w; start it (see README, \"Running the tests\")", base.Redacted(), err)
 			}
 			if !ok {
 				continue

@@ -86,6 +86,7 @@ func (f *resendFixture) suppressed(t *testing.T, email string) bool {
 }
 
 func TestResendWebhookSignatures(t *testing.T) {
+	t.Parallel()
 	f := newResendFixture(t, svixSecret)
 	otherSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("some-other-signing-key-32-bytes!"))
 	body := bounceJSON("gone@example.com", "Permanent")
@@ -122,6 +123,7 @@ func TestResendWebhookSignatures(t *testing.T) {
 }
 
 func TestResendWebhookSuppressions(t *testing.T) {
+	t.Parallel()
 	f := newResendFixture(t, svixSecret)
 	now := time.Now()
 	complaint := []byte(`{"type":"email.complained","created_at":"2026-11-26T10:00:00.000Z","data":{"email_id":"e-2","to":["Annoyed@Example.com"],"subject":"Weekly"}}`)
@@ -157,6 +159,7 @@ func TestResendWebhookSuppressions(t *testing.T) {
 }
 
 func TestResendWebhookDedupsBySvixID(t *testing.T) {
+	t.Parallel()
 	f := newResendFixture(t, svixSecret)
 	ctx := context.Background()
 	body := bounceJSON("gone@example.com", "Permanent")
@@ -182,6 +185,7 @@ func TestResendWebhookDedupsBySvixID(t *testing.T) {
 }
 
 func TestResendWebhookMisconfiguredAndMethods(t *testing.T) {
+	t.Parallel()
 	f := newResendFixture(t, "")
 	body := bounceJSON("gone@example.com", "Permanent")
 	status, _ := f.post(t, body, svixSign(t, svixSecret, "msg_x", time.Now(), body))

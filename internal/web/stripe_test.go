@@ -101,6 +101,7 @@ func pendingTasks(t *testing.T, insp *asynq.Inspector) []*asynq.TaskInfo {
 }
 
 func TestStripeWebhookSignatures(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "whsec_old", secret)
 	body := eventJSON("evt_sig", "customer.subscription.updated")
 	now := time.Now()
@@ -143,6 +144,7 @@ func TestStripeWebhookSignatures(t *testing.T) {
 }
 
 func TestStripeWebhookRecordsAndEnqueues(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	body := eventJSON("evt_rec", "invoice.payment_failed")
 	status, out := post(t, f.url, body, sign(body, secret, time.Now()))
@@ -173,6 +175,7 @@ func TestStripeWebhookRecordsAndEnqueues(t *testing.T) {
 }
 
 func TestStripeWebhookConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	body := eventJSON("evt_storm", "customer.subscription.updated")
 	var wg sync.WaitGroup
@@ -193,6 +196,7 @@ func TestStripeWebhookConcurrentDuplicates(t *testing.T) {
 }
 
 func TestStripeWebhookIgnoresUnsupportedTypes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	body := eventJSON("evt_other", "charge.refunded")
 	status, out := post(t, f.url, body, sign(body, secret, time.Now()))
@@ -203,6 +207,7 @@ func TestStripeWebhookIgnoresUnsupportedTypes(t *testing.T) {
 }
 
 func TestStripeWebhookLimitsAndMethods(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	big := []byte(`{"id":"evt_big","type":"customer.created","pad":"` + strings.Repeat("x", web.MaxWebhookBody) + `"}`)
 	status, _ := post(t, f.url, big, sign(big, secret, time.Now()))
@@ -226,6 +231,7 @@ func TestStripeWebhookLimitsAndMethods(t *testing.T) {
 }
 
 func TestStripeWebhookUnavailable(t *testing.T) {
+	t.Parallel()
 	t.Run("postgresql down", func(t *testing.T) {
 		f := newFixture(t)
 		require.NoError(t, f.store.DB.Close())
@@ -251,6 +257,7 @@ func TestStripeWebhookUnavailable(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	calls := 0
 	f.server.Ready = func(ctx context.Context) error {
