@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cleantrack/jobs/internal/pgtest"
+	"github.com/cleantrack/jobs/internal/proctest"
 )
-
-// syncBuffer is a bytes.Buffer the process may write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // With Redis unreachable, the public and the admin /readyz both answer 503
 // "not ready"; why (the dial error, with the address) is in the log only.
@@ -47,7 +28,7 @@ func TestReadyzKeepsTheReasonInTheLog(t *testing.T) {
 		"ADMIN_ADDR":            adminAddr,
 		"STRIPE_WEBHOOK_SECRET": "whsec_readyz",
 	}
-	var logs syncBuffer
+	var logs proctest.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	listening := make(chan string, 1)

@@ -94,7 +94,7 @@ type Config struct {
 type Proc struct {
 	name    string
 	logPath string
-	buf     *syncBuffer
+	buf     *SyncBuffer
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error
@@ -121,7 +121,7 @@ func Start(cfg Config) (*Proc, error) {
 		}
 		out, logFile = f, f
 	} else {
-		p.buf = &syncBuffer{}
+		p.buf = &SyncBuffer{}
 		out = p.buf
 	}
 	cmd := exec.Command(cfg.Path, cfg.Args...)
@@ -359,19 +359,20 @@ func CPUPercentOver(ctx context.Context, pid int, d time.Duration) (float64, err
 	return float64(t1-t0) / TicksPerSecond / time.Since(start).Seconds() * 100, nil
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writes and our reads.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that one goroutine (a process, a logger) may
+// write while another reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

@@ -25,7 +25,9 @@ func shell(t *testing.T, script string, env map[string]string, logDir string) *p
 
 func TestProcessGetsExactlyItsEnvironmentAndStopsOnSIGTERM(t *testing.T) {
 	t.Setenv("PROCTEST_LEAK", "from the parent") // must not reach the child
-	p := shell(t, `echo "foo=$FOO leak=$PROCTEST_LEAK"; trap 'echo stopping; exit 0' TERM; while :; do sleep 0.05; done`,
+	// The trap is set before the first line, so the test's SIGTERM (sent
+	// once that line shows) always finds it.
+	p := shell(t, `trap 'echo stopping; exit 0' TERM; echo "foo=$FOO leak=$PROCTEST_LEAK"; while :; do sleep 0.05; done`,
 		map[string]string{"FOO": "bar"}, "")
 	require.Eventually(t, func() bool { return p.LogContains("foo=") }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, "foo=bar leak=", strings.TrimSpace(p.LogTail(1)))
