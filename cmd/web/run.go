@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/logging"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/web"
@@ -38,6 +39,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, re
 		return err
 	}
 	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "web"))
+	// The dashboard's queue gauges and go-redis log through slog too.
+	_, stopLogs := logging.RouteLibraries(log)
+	defer stopLogs()
 
 	store, err := postgres.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
