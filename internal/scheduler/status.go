@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/cleantrack/jobs/internal/postgres"
 )
 
@@ -97,13 +99,14 @@ func ReadStatus(ctx context.Context, store *postgres.Store, configured []Entry, 
 		st.Live = append(st.Live, instance(r))
 		for _, e := range r.Entries {
 			k := key{e.Entry, e.Spec, e.Timezone}
+			next := nextRun(e, now)
 			g := grouped[k]
 			if g == nil {
-				g = &EntryStatus{Entry: e.Entry, Spec: e.Spec, Timezone: e.Timezone, Env: e.Env, NextRun: utc(e.NextRun)}
+				g = &EntryStatus{Entry: e.Entry, Spec: e.Spec, Timezone: e.Timezone, Env: e.Env, NextRun: next}
 				grouped[k] = g
 			}
-			if utc(e.NextRun).Before(g.NextRun) {
-				g.NextRun = utc(e.NextRun)
+			if next.Before(g.NextRun) {
+				g.NextRun = next
 			}
 			g.Schedulers = append(g.Schedulers, r.ID)
 		}
@@ -162,6 +165,24 @@ func (st Status) Disagreements() []string {
 		}
 	}
 	return out
+}
+
+// nextRun is the next run a scheduler recorded for e, or, when that has
+// passed since its last heartbeat, the next one after now by e's recorded
+// spec and zone.
+func nextRun(e postgres.SchedulerEntry, now time.Time) time.Time {
+	if e.NextRun.After(now) {
+		return utc(e.NextRun)
+	}
+	sched, err := cron.ParseStandard(e.Spec)
+	if err != nil {
+		return utc(e.NextRun)
+	}
+	loc, err := time.LoadLocation(e.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return utc(sched.Next(now.In(loc)))
 }
 
 func instance(r postgres.SchedulerRecord) Instance {

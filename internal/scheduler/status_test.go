@@ -22,7 +22,7 @@ func TestStatusShowsLiveSchedulersEntriesAndLastRuns(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	ctx := context.Background()
-	now := time.Now()
+	now := monday0600 // the schedulers' clock too
 
 	// Nothing ran yet: the configuration, labelled as such.
 	st, err := scheduler.ReadStatus(ctx, r.store, rareEntries("0 6 * * MON"), time.UTC, now)
@@ -130,4 +130,23 @@ func mustParse(t *testing.T, entries []scheduler.Entry) []scheduler.Entry {
 	out, err := scheduler.Parse(entries)
 	require.NoError(t, err)
 	return out
+}
+
+// Between heartbeats a recorded next run may have passed; the status then
+// gives the next one by the recorded spec and zone.
+func TestStatusNextRunAfterARecordedOneHasPassed(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	s := r.scheduler(rareEntries("0 6 * * MON"), monday0600)
+	s.Location = berlin
+	require.NoError(t, s.Start(context.Background()))
+	defer s.Stop()
+	later := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	st, err := scheduler.ReadStatus(context.Background(), r.store, nil, time.UTC, later)
+	require.NoError(t, err)
+	weekly := st.Entries[2]
+	assert.Equal(t, "Europe/Berlin", weekly.Timezone)
+	assert.Equal(t, time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC), weekly.NextRun, "Monday 06:00 in Berlin")
 }
