@@ -80,7 +80,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, re
 	// The admin listener first: a refused ADMIN_ADDR stops the process before
 	// it takes webhooks.
 	errc := make(chan error, 2)
-	stopAdmin, err := startAdmin(ctx, cfg, redisOpt, readiness, log, errc)
+	stopAdmin, err := startAdmin(ctx, cfg, redisOpt, store, readiness, log, errc)
 	if err != nil {
 		return err
 	}
