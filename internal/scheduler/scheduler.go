@@ -257,10 +257,10 @@ func (s *Scheduler) Stop() {
 	}
 }
 
-// newID is "<host>-<pid>-<4 random hex digits>": unique among schedulers,
+// newID is "<host>-<pid>-<6 random hex digits>": unique among schedulers,
 // and still telling an operator where the process runs.
 func newID(host string) string {
-	b := make([]byte, 2)
+	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	if host == "" {
 		host = "scheduler"
@@ -351,6 +351,9 @@ func (s *Scheduler) Sweep(ctx context.Context) {
 		return
 	}
 	for _, p := range pending {
+		if ctx.Err() != nil {
+			return // stopping: the next scheduler's sweep finishes it
+		}
 		s.Fire(ctx, s.byName[p.Entry], p.Slot)
 	}
 }
@@ -451,7 +454,9 @@ func (s *Scheduler) fire(ctx context.Context, e Entry, slot time.Time) firing {
 	if dup {
 		f.outcome = AlreadyEnqueued
 	}
-	if err := s.Store.MarkSlotEnqueued(context.WithoutCancel(cctx), e.Name, slot, s.ID); err != nil {
+	mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), s.lease()/3)
+	defer mcancel()
+	if err := s.Store.MarkSlotEnqueued(mctx, e.Name, slot, s.ID); err != nil {
 		// The task is in Redis, its TaskID guards it there; the heartbeat
 		// marks the slot as soon as PostgreSQL answers.
 		s.oweMark(e.Name, slot)
