@@ -295,13 +295,17 @@ func (s *Scheduler) loop(ctx context.Context) {
 	var pruned time.Time
 	for {
 		if time.Since(pruned) >= pruneEvery {
-			if n, err := s.Store.PruneSchedulerHistory(ctx, retention); err != nil {
+			// Tried once an hour, failed or not: the next scheduler or hour
+			// does it.
+			pruned = time.Now()
+			pctx, cancel := context.WithTimeout(ctx, time.Minute)
+			n, err := s.Store.PruneSchedulerHistory(pctx, retention)
+			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
 				s.Log.Warn("scheduler history not pruned", slog.String("error", err.Error()))
-			} else {
-				pruned = time.Now()
-				if n > 0 {
-					s.Log.Info("scheduler history pruned", slog.Int64("rows", n))
-				}
+			case n > 0:
+				s.Log.Info("scheduler history pruned", slog.Int64("rows", n))
 			}
 		}
 		select {
@@ -309,7 +313,10 @@ func (s *Scheduler) loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := s.Store.HeartbeatScheduler(ctx, s.instance()); err != nil && ctx.Err() == nil {
+		hctx, cancel := context.WithTimeout(ctx, s.lease()/3)
+		err := s.Store.HeartbeatScheduler(hctx, s.instance())
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			s.Log.Warn("scheduler heartbeat failed", slog.String("error", err.Error()))
 		}
 		s.Sweep(ctx)
@@ -327,7 +334,10 @@ func (s *Scheduler) Sweep(ctx context.Context) {
 	s.unmarked, s.owed = map[string]time.Time{}, map[string]time.Time{}
 	s.mu.Unlock()
 	for name, slot := range unmarked {
-		if err := s.Store.MarkSlotEnqueued(ctx, name, slot, s.ID); err != nil {
+		mctx, cancel := context.WithTimeout(ctx, s.lease()/3)
+		err := s.Store.MarkSlotEnqueued(mctx, name, slot, s.ID)
+		cancel()
+		if err != nil {
 			s.oweMark(name, slot)
 			if ctx.Err() == nil {
 				s.Log.Warn("slot enqueued but not yet marked", slog.String("entry", name), slog.Time("slot", slot), slog.String("error", err.Error()))
@@ -343,7 +353,9 @@ func (s *Scheduler) Sweep(ctx context.Context) {
 	for _, e := range s.Entries {
 		names = append(names, e.Name)
 	}
-	pending, err := s.Store.PendingSlots(ctx, names)
+	pctx, cancel := context.WithTimeout(ctx, s.lease()/3)
+	pending, err := s.Store.PendingSlots(pctx, names)
+	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			s.Log.Warn("pending slots not read", slog.String("error", err.Error()))

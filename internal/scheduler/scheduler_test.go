@@ -3,8 +3,11 @@ package scheduler_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +36,7 @@ type rig struct {
 	insp   *asynq.Inspector
 	rdb    *redis.Client
 	store  *postgres.Store
+	dbURL  string
 	logs   *lockedBuffer
 	log    *slog.Logger
 }
@@ -45,9 +49,9 @@ func newRig(t *testing.T) *rig {
 	c := asynq.NewClient(opt)
 	i := asynq.NewInspector(opt)
 	t.Cleanup(func() { c.Close(); i.Close() })
-	store, _ := pgtest.NewStore(t)
+	store, dbURL := pgtest.NewStore(t)
 	logs := &lockedBuffer{}
-	return &rig{client: c, insp: i, rdb: rdb, store: store, logs: logs, log: slog.New(slog.NewJSONHandler(logs, nil))}
+	return &rig{client: c, insp: i, rdb: rdb, store: store, dbURL: dbURL, logs: logs, log: slog.New(slog.NewJSONHandler(logs, nil))}
 }
 
 // scheduler is a scheduler on the rig whose clock stands at now. Its
@@ -364,6 +368,47 @@ func TestFailedEnqueueIsRetried(t *testing.T) {
 	assert.Equal(t, 1, r.fired(t, scheduler.Enqueued, id2))
 	healthy.Sweep(context.Background())
 	assert.Len(t, r.queued(t, tasks.QueueLow, ""), 2, "once marked, a sweep leaves it")
+}
+
+// PostgreSQL refused the claim: nothing is enqueued, and the scheduler fires
+// the slot again at its next heartbeat, once PostgreSQL answers.
+func TestUnclaimedSlotIsFiredAgain(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	weekly := scheduler.Entries(defaultSpecs())[2]
+	s := r.scheduler([]scheduler.Entry{weekly}, monday0600)
+	require.NoError(t, s.Start(context.Background()))
+	defer s.Stop()
+	require.Len(t, r.queued(t, tasks.QueueLow, ""), 1, "the catch-up")
+
+	// The test's own database stops taking connections, and loses those it has.
+	u, err := url.Parse(r.dbURL)
+	require.NoError(t, err)
+	name := strings.TrimPrefix(u.Path, "/")
+	admin, err := sql.Open("postgres", pgtest.AdminURL())
+	require.NoError(t, err)
+	defer admin.Close()
+	setConnections := func(allow bool) {
+		_, err := admin.Exec(fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %t", name, allow))
+		require.NoError(t, err)
+	}
+	setConnections(false)
+	defer setConnections(true)
+	_, err = admin.Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+	require.NoError(t, err)
+
+	slot := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
+	id := tasks.SlotTaskID(tasks.TypeWeeklySummary, slot)
+	assert.Equal(t, scheduler.Failed, s.Fire(context.Background(), mustParse(t, []scheduler.Entry{weekly})[0], slot))
+	assert.Equal(t, 1, r.fired(t, scheduler.Failed, id))
+	assert.Len(t, r.queued(t, tasks.QueueLow, ""), 1, "nothing enqueued without a claim")
+
+	setConnections(true)
+	s.Sweep(context.Background())
+	assert.Equal(t, 1, r.fired(t, scheduler.Enqueued, id))
+	assert.Contains(t, r.queued(t, tasks.QueueLow, ""), id)
+	s.Sweep(context.Background())
+	assert.Equal(t, 1, r.fired(t, scheduler.Enqueued, id), "owed once")
 }
 
 // Against the real clock, Start enqueues the current minute's slot of an
