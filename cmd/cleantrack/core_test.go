@@ -112,7 +112,7 @@ func TestUnknownCommandAndHelp(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "--since", "a command's --help lists its flags")
 
-	out, _, err = cli(t, nil, "schedule", "--json")
+	out, _, err = cli(t, map[string]string{"DATABASE_URL": pgtest.NewURL(t)}, "schedule", "--json")
 	require.NoError(t, err)
 	assert.Contains(t, out, `"entry": "weekly-summary"`)
 

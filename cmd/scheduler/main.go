@@ -1,6 +1,6 @@
 // Command scheduler enqueues CleanTrack's periodic work (inbox re-drive,
 // overdue scans, weekly summaries) on cron specs. Several may run at once:
-// each slot is enqueued once.
+// each slot is claimed in PostgreSQL and enqueued once.
 package main
 
 import (

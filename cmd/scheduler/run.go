@@ -13,7 +13,9 @@ import (
 
 	"github.com/cleantrack/jobs/internal/admin"
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/logging"
 	"github.com/cleantrack/jobs/internal/metrics"
+	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/scheduler"
 )
@@ -24,6 +26,15 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		return err
 	}
 	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "scheduler"))
+	_, stopLogs := logging.RouteLibraries(log)
+	defer stopLogs()
+
+	// PostgreSQL holds the slot claims: without it nothing is enqueued.
+	store, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	redisOpt, err := queue.RedisOpt(cfg.RedisURL)
 	if err != nil {
 		return err
@@ -34,14 +45,18 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	s := &scheduler.Scheduler{
 		Entries:  scheduler.Entries(specs(cfg)),
 		Queue:    client,
+		Store:    store,
 		Location: cfg.SchedulerTimezone,
 		Log:      log,
 	}
 	errc := make(chan error, 1)
-	// /readyz: the scheduler needs only Redis.
+	// /readyz: a slot needs PostgreSQL to be claimed and Redis to be enqueued.
 	rdb := queue.RedisClient(redisOpt)
 	defer rdb.Close()
 	ready := func(ctx context.Context) error {
+		if err := store.Ping(ctx); err != nil {
+			return fmt.Errorf("postgresql: %w", err)
+		}
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}
@@ -56,12 +71,12 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		stopMetrics(context.Background())
 		return err
 	}
-	log.Info("scheduler started", slog.String("timezone", s.Location.String()))
+	log.Info("scheduler started", slog.String("scheduler_id", s.ID), slog.String("timezone", s.Location.String()))
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	log.Info("scheduler shutting down")
+	log.Info("scheduler shutting down", slog.String("scheduler_id", s.ID))
 	s.Stop()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

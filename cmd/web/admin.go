@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -10,16 +11,18 @@ import (
 	"github.com/cleantrack/jobs/internal/config"
 	"github.com/cleantrack/jobs/internal/health"
 	"github.com/cleantrack/jobs/internal/metrics"
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/scheduler"
 )
 
-// startAdmin starts the admin listener on ADMIN_ADDR: the Asynqmon dashboard
-// at /monitoring/, /metrics (CleanTrack's series and the Asynq queue gauges),
+// startAdmin starts the admin listener on ADMIN_ADDR: a landing page at /,
+// the Asynqmon dashboard at /monitoring/, the Schedules page, /metrics (CleanTrack's series and the Asynq queue gauges),
 // /healthz and /readyz, behind ADMIN_USER/ADMIN_PASSWORD. It fails at once
 // when the address is taken, or is public while no credentials are set. A
 // later serve error is sent on errc. stop shuts the listener down, waiting at
 // most until its context is done, and closes the dashboard's Redis
 // connections; the listener also stops when ctx is done.
-func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConnOpt, ready health.Check, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
+func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConnOpt, store *postgres.Store, ready health.Check, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
 	sc := admin.ServerConfig{Name: "ADMIN_ADDR", Addr: cfg.AdminAddr, User: cfg.AdminUser, Password: cfg.AdminPassword}
 	if err := admin.CheckBind(sc); err != nil {
 		return nil, err
@@ -31,6 +34,7 @@ func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConn
 		Gatherer:      metrics.Registry,
 		Ready:         ready,
 		Log:           log,
+		Schedules:     schedules(cfg, store),
 	})
 	srv, err := admin.Start(ctx, sc, h, log)
 	if err != nil {
@@ -44,4 +48,17 @@ func startAdmin(ctx context.Context, cfg config.Config, redisOpt asynq.RedisConn
 		}
 		_ = h.Close()
 	}, nil
+}
+
+// schedules reads what the schedulers recorded for the Schedules page; with
+// none live, the page shows what this process's configuration would run.
+func schedules(cfg config.Config, store *postgres.Store) admin.StatusFunc {
+	entries := scheduler.Entries(scheduler.Specs{
+		InboxRedrive:  cfg.InboxRedriveCron,
+		OverdueScan:   cfg.OverdueScanCron,
+		WeeklySummary: cfg.WeeklySummaryCron,
+	})
+	return func(ctx context.Context) (scheduler.Status, error) {
+		return scheduler.ReadStatus(ctx, store, entries, cfg.SchedulerTimezone, time.Now())
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
 )
@@ -35,9 +36,10 @@ func TestStartAdminServesDashboardBehindAuth(t *testing.T) {
 	require.NoError(t, err)
 	opt, err := queue.RedisOpt(redistest.NewURL(t))
 	require.NoError(t, err)
+	store, _ := pgtest.NewStore(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	errc := make(chan error, 1)
-	stop, err := startAdmin(context.Background(), cfg, opt, nil, log, errc)
+	stop, err := startAdmin(context.Background(), cfg, opt, store, nil, log, errc)
 	require.NoError(t, err)
 
 	get := func(method, path string, auth bool) int {
@@ -54,6 +56,9 @@ func TestStartAdminServesDashboardBehindAuth(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, get("GET", "/monitoring/api/queues", false))
 	assert.Equal(t, http.StatusOK, get("GET", "/monitoring/api/queues", true))
 	assert.Equal(t, http.StatusOK, get("GET", "/metrics", true))
+	assert.Equal(t, http.StatusOK, get("GET", "/", true), "the landing page")
+	assert.Equal(t, http.StatusOK, get("GET", "/schedules", true), "the Schedules page, from PostgreSQL")
+	assert.Equal(t, http.StatusUnauthorized, get("GET", "/schedules", false))
 	assert.Equal(t, http.StatusOK, get("GET", "/readyz", false))
 	assert.Equal(t, http.StatusMethodNotAllowed, get("POST", "/monitoring/api/queues/critical:pause", true), "ADMIN_READ_ONLY=true")
 
@@ -70,7 +75,7 @@ func TestStartAdminRefusesPublicAddressWithoutCredentials(t *testing.T) {
 	require.NoError(t, err)
 	opt, err := queue.RedisOpt("redis://127.0.0.1:6379/0")
 	require.NoError(t, err)
-	_, err = startAdmin(context.Background(), cfg, opt, nil, slog.New(slog.DiscardHandler), make(chan error, 1))
+	_, err = startAdmin(context.Background(), cfg, opt, nil, nil, slog.New(slog.DiscardHandler), make(chan error, 1))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "ADMIN_ADDR=0.0.0.0:8001 is not a loopback address and ADMIN_USER/ADMIN_PASSWORD are not set")
 }

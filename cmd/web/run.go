@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/logging"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/web"
@@ -38,6 +39,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, re
 		return err
 	}
 	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "web"))
+	// The dashboard's queue gauges and go-redis log through slog too.
+	_, stopLogs := logging.RouteLibraries(log)
+	defer stopLogs()
 
 	store, err := postgres.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -76,7 +80,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, re
 	// The admin listener first: a refused ADMIN_ADDR stops the process before
 	// it takes webhooks.
 	errc := make(chan error, 2)
-	stopAdmin, err := startAdmin(ctx, cfg, redisOpt, readiness, log, errc)
+	stopAdmin, err := startAdmin(ctx, cfg, redisOpt, store, readiness, log, errc)
 	if err != nil {
 		return err
 	}

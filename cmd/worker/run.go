@@ -13,6 +13,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/admin"
 	"github.com/cleantrack/jobs/internal/config"
+	"github.com/cleantrack/jobs/internal/logging"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
@@ -28,6 +29,8 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		return err
 	}
 	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "worker"))
+	libLogs, stopLogs := logging.RouteLibraries(log)
+	defer stopLogs()
 
 	store, err := postgres.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -59,7 +62,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		RetryDelayFunc:  queue.RetryDelay,
 		IsFailure:       queue.IsFailure,
 		ShutdownTimeout: shutdownTimeout,
-		Logger:          queue.Logger{L: log},
+		Logger:          queue.Logger{L: log, Summary: libLogs},
 		LogLevel:        asynq.WarnLevel,
 		ErrorHandler:    errorLogger(log),
 	})

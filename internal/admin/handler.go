@@ -34,11 +34,15 @@ type Options struct {
 	Ready health.Check
 	// Log receives failed readiness checks.
 	Log *slog.Logger
+	// Schedules, when set, backs the Schedules page and its link on the
+	// landing page.
+	Schedules StatusFunc
 }
 
-// Handler serves the dashboard at /monitoring/, /metrics (the process's series
-// plus Asynq's per-queue gauges), /healthz and /readyz. It holds Redis
-// connections: Close it after the server using it has stopped.
+// Handler serves a landing page at /, the dashboard at /monitoring/, the
+// Schedules page, /metrics (the process's series plus Asynq's per-queue
+// gauges), /healthz and /readyz. It holds Redis connections: Close it after
+// the server using it has stopped.
 type Handler struct {
 	mux       *http.ServeMux
 	dashboard *asynqmon.HTTPHandler
@@ -72,7 +76,14 @@ func NewHandler(o Options) *Handler {
 	// routes, static files, /monitoring/api/...) to Asynqmon's own router.
 	mux.Handle(dashboard.RootPath()+"/", dashboard)
 	addProbes(mux, gatherers, o.Ready, o.Log)
-	mux.Handle("GET /{$}", http.RedirectHandler(dashboard.RootPath()+"/", http.StatusFound))
+	p := pages{schedules: o.Schedules, log: o.Log}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	mux.HandleFunc("GET /{$}", p.landing)
+	if o.Schedules != nil {
+		mux.HandleFunc("GET "+SchedulesPath, p.schedulesPage)
+	}
 	return &Handler{mux: mux, dashboard: dashboard, inspector: inspector}
 }
 

@@ -6,10 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -120,10 +116,7 @@ func TestMetricsAfterWebhookTaskAndEmail(t *testing.T) {
 // mount and drew the table). It leaves a screenshot in tmp/test-output.
 func TestDashboardRendersInChromium(t *testing.T) {
 	t.Parallel()
-	const chromium = "/usr/bin/chromium"
-	if _, err := exec.LookPath(chromium); err != nil {
-		t.Skipf("headless browser check skipped: %s not found (install it with: apt-get update && apt-get install -y chromium)", chromium)
-	}
+	needChromium(t)
 	f := newFixture(t, admin.Options{})
 	f.seed(t)
 	// Queue names the browser can only learn from the API, not from the HTML.
@@ -132,49 +125,9 @@ func TestDashboardRendersInChromium(t *testing.T) {
 	_, err := c.Enqueue(asynq.NewTask("email:send", []byte(`{}`)), asynq.Queue("browsercheck"))
 	require.NoError(t, err)
 
-	outDir := screenshotDir(t)
-	shot := filepath.Join(outDir, "monitoring.png")
-	u, err := url.Parse(f.url + "/monitoring/")
-	require.NoError(t, err)
-	// Credentials in the URL: Chromium answers the basic auth challenge with
-	// them and reuses them for the app's API calls to the same origin.
-	u.User = url.UserPassword(testUser, testPassword)
-
-	run := func(extra ...string) string {
-		args := append([]string{
-			"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=10000", "--window-size=1280,900",
-		}, extra...)
-		args = append(args, u.String())
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, chromium, args...).Output()
-		require.NoError(t, err, "chromium %v", args)
-		return string(out)
-	}
-
-	dom := run("--dump-dom")
+	dom := inChromium(t, f.browserURL(t, "/monitoring/"), "--dump-dom")
 	for _, q := range []string{"critical", "default", "low", "browsercheck"} {
 		assert.Contains(t, dom, ">"+q+"<", "queue %q in the rendered dashboard", q)
 	}
-
-	run("--screenshot=" + shot)
-	st, err := os.Stat(shot)
-	require.NoError(t, err)
-	assert.Greater(t, st.Size(), int64(10_000), "a screenshot of a rendered page")
-	t.Logf("screenshot: %s", shot)
-}
-
-// screenshotDir is tmp/test-output at the repository root (kept out of git),
-// or a temporary directory when the root cannot be found.
-func screenshotDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs("../../tmp/test-output")
-	if err == nil {
-		if _, serr := os.Stat("../../go.mod"); serr == nil && os.MkdirAll(dir, 0o755) == nil {
-			return dir
-		}
-	}
-	return t.TempDir()
+	screenshot(t, f.browserURL(t, "/monitoring/"), "monitoring.png")
 }

@@ -1,6 +1,6 @@
 // Package admin serves the operator-facing HTTP endpoints of CleanTrack's
-// processes: the Asynqmon dashboard, Prometheus metrics and health checks,
-// behind HTTP basic auth, on listeners kept apart from the public webhook port.
+// processes: the Asynqmon dashboard, the Schedules page, Prometheus metrics
+// and health checks, behind HTTP basic auth, on listeners kept apart from the public webhook port.
 package admin
 
 import (

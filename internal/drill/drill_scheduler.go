@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -34,7 +36,9 @@ func waitPast(ctx context.Context, d time.Duration) (time.Time, error) {
 
 // Drill 7: two schedulers fire the same slots, then both stop across a slot
 // and restart together: each slot is enqueued once, and the missed one is
-// caught up once.
+// caught up once. Then Redis loses everything (FLUSHALL) and both restart
+// again: their catch-up finds the slot claimed in PostgreSQL and enqueues
+// nothing a second time.
 func drillSchedulers(ctx context.Context, c *Case) error {
 	startBoth := func() error {
 		for _, name := range []string{"scheduler-a", "scheduler-b"} {
@@ -63,30 +67,40 @@ func drillSchedulers(ctx context.Context, c *Case) error {
 		return err
 	}
 	time.Sleep(3 * time.Second)
-	// Each log file holds both runs of its scheduler.
-	logs := c.Proc("scheduler-a").LogTail(100000) + "\n" + c.Proc("scheduler-b").LogTail(100000)
+	// Each log file holds every run of its scheduler.
+	logs := func() string {
+		return c.Proc("scheduler-a").LogTail(100000) + "\n" + c.Proc("scheduler-b").LogTail(100000)
+	}
 
 	insp := c.Inspector()
 	defer insp.Close()
-	for _, kind := range []struct{ queue, typ string }{
+	kinds := []struct{ queue, typ string }{
 		{tasks.QueueLow, tasks.TypeOverdueScan},
 		{tasks.QueueLow, tasks.TypeWeeklySummary},
 		{tasks.QueueCritical, tasks.TypeInboxRedrive},
-	} {
+	}
+	pendingIDs := func(queue, typ string) (map[string]int, error) {
 		ids := map[string]int{}
-		pending, err := insp.ListPendingTasks(kind.queue)
-		if err != nil {
-			return fmt.Errorf("list %s: %w", kind.queue, err)
+		pending, err := insp.ListPendingTasks(queue)
+		if err != nil && !strings.Contains(err.Error(), "not found") {
+			return nil, fmt.Errorf("list %s: %w", queue, err)
 		}
 		for _, t := range pending {
-			if t.Type == kind.typ {
+			if t.Type == typ {
 				ids[t.ID]++
 			}
+		}
+		return ids, nil
+	}
+	for _, kind := range kinds {
+		ids, err := pendingIDs(kind.queue, kind.typ)
+		if err != nil {
+			return err
 		}
 		for _, slot := range []time.Time{s1, s2} {
 			id := tasks.SlotTaskID(kind.typ, slot)
 			c.Check(ids[id] == 1, "%s for slot %s queued once (%d)", kind.typ, slot.Format("15:04"), ids[id])
-			enq := countLines(logs, `"outcome":"enqueued"`, `"task_id":"`+id+`"`)
+			enq := countLines(logs(), `"outcome":"enqueued"`, `"task_id":"`+id+`"`)
 			c.Check(enq == 1, "%s slot %s: one of the schedulers logged enqueued, %d did", kind.typ, slot.Format("15:04"), enq)
 		}
 		var other []string
@@ -98,6 +112,41 @@ func drillSchedulers(ctx context.Context, c *Case) error {
 		sort.Strings(other)
 		c.Check(len(other) == 0, "no %s task without a slot id (%v)", kind.typ, other)
 	}
+
+	// Redis loses everything; both schedulers restart within the minute of
+	// s2 and catch it up again.
+	if time.Until(s2.Add(time.Minute)) < 20*time.Second {
+		if s2, err = waitPast(ctx, 3*time.Second); err != nil {
+			return err
+		}
+	}
+	c.Stop("scheduler-a")
+	c.Stop("scheduler-b")
+	rc := redis.NewClient(&redis.Options{Addr: c.W.Redis.Addr()})
+	err = rc.FlushAll(ctx).Err()
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("flushall: %w", err)
+	}
+	if err := startBoth(); err != nil {
+		return err
+	}
+	c.Injected("FLUSHALL, then both schedulers restarted within slot %s", s2.Format("15:04"))
+	time.Sleep(3 * time.Second)
+	for _, kind := range kinds {
+		ids, err := pendingIDs(kind.queue, kind.typ)
+		if err != nil {
+			return err
+		}
+		id := tasks.SlotTaskID(kind.typ, s2)
+		c.Check(ids[id] == 0, "%s slot %s not enqueued again after FLUSHALL (%d queued)", kind.typ, s2.Format("15:04"), ids[id])
+		enq := countLines(logs(), `"outcome":"enqueued"`, `"task_id":"`+id+`"`)
+		c.Check(enq == 1, "%s slot %s: still one enqueued line in all runs (%d)", kind.typ, s2.Format("15:04"), enq)
+		again := countLines(logs(), `"outcome":"already_enqueued"`, `"task_id":"`+id+`"`)
+		c.Check(again >= 2, "%s slot %s: both restarted schedulers found it claimed (%d already_enqueued lines)", kind.typ, s2.Format("15:04"), again)
+	}
+	rows := c.Int(ctx, `SELECT count(*) FROM scheduler_slots WHERE slot = $1 AND enqueued_at IS NOT NULL`, s2)
+	c.Check(rows == 3, "PostgreSQL holds one enqueued claim per entry for slot %s (%d)", s2.Format("15:04"), rows)
 	return nil
 }
 

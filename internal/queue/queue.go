@@ -19,6 +19,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cleantrack/jobs/internal/logging"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -126,14 +127,30 @@ func Enqueue(ctx context.Context, e Enqueuer, task *asynq.Task, opts ...asynq.Op
 	return info, false, nil
 }
 
-// Logger adapts a *slog.Logger to asynq.Logger.
-type Logger struct{ L *slog.Logger }
+// Logger adapts a *slog.Logger to asynq.Logger. With a Summary, Asynq's
+// warnings and errors go through it: the first at once, then one line per
+// interval while they repeat (Redis unreachable: every fetch, heartbeat and
+// forward fails).
+type Logger struct {
+	L       *slog.Logger
+	Summary *logging.Summary
+}
 
 func (l Logger) Debug(args ...any) { l.L.Debug(fmt.Sprint(args...), slog.String("component", "asynq")) }
 func (l Logger) Info(args ...any)  { l.L.Info(fmt.Sprint(args...), slog.String("component", "asynq")) }
-func (l Logger) Warn(args ...any)  { l.L.Warn(fmt.Sprint(args...), slog.String("component", "asynq")) }
-func (l Logger) Error(args ...any) { l.L.Error(fmt.Sprint(args...), slog.String("component", "asynq")) }
+func (l Logger) Warn(args ...any)  { l.log(slog.LevelWarn, args) }
+func (l Logger) Error(args ...any) { l.log(slog.LevelError, args) }
+
+// Fatal is logged at once: Asynq exits right after it.
 func (l Logger) Fatal(args ...any) { l.L.Error(fmt.Sprint(args...), slog.String("component", "asynq")) }
+
+func (l Logger) log(level slog.Level, args []any) {
+	if l.Summary != nil {
+		l.Summary.Add(logging.SourceAsynq, level, fmt.Sprint(args...))
+		return
+	}
+	l.L.Log(context.Background(), level, fmt.Sprint(args...), slog.String("component", "asynq"))
+}
 
 // NewLogger builds the process logger: JSON or text on w, at level.
 func NewLogger(w interface{ Write([]byte) (int, error) }, format string, level slog.Level) *slog.Logger {
