@@ -313,6 +313,31 @@ func TestRedriveLeavesParkedRowsAndReleasesLinkedOnes(t *testing.T) {
 	assert.Equal(t, postgres.InboxDismissed, f.event(t, dismissed).Status())
 }
 
+// What the runbook says: deleting the archived task of a failed event
+// neither drops the event nor brings it back; it waits, failed, for a replay
+// or a dismissal.
+func TestRedriveLeavesFailedRowWhoseArchivedTaskWasDeleted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	opt, client, insp := f.withQueue(t)
+	f.opts.RedriveMinAge = 0
+	f.withTasks(t, opt)
+	f.startWorker(t, opt)
+	eventID := f.recordRaw(t, []byte(`{"id":"evt_poison","type":"invoice.payment_failed","created":1700000000,"data":{}}`))
+	enqueue(t, client, f.event(t, eventID), 3)
+	waitArchived(t, insp, eventID)
+	require.Eventually(t, func() bool { return f.event(t, eventID).Status() == postgres.InboxFailed }, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, insp.DeleteTask(tasks.QueueCritical, eventID))
+	res, err := f.handler.Redrive(context.Background())
+
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{}, res)
+	_, err = insp.GetTaskInfo(tasks.QueueCritical, eventID)
+	assert.ErrorIs(t, err, asynq.ErrTaskNotFound, "not enqueued again")
+	assert.Equal(t, postgres.InboxFailed, f.event(t, eventID).Status(), "not lost either")
+}
+
 // A task archived while the database was down leaves its row pending; the
 // sweep finds the archived task and marks the row failed with its reason,
 // instead of counting it as queued forever.
