@@ -109,7 +109,7 @@ func (s *Store) RecordResendWebhook(ctx context.Context, e ResendWebhookEvent) (
 			SELECT ev.svix_id, r.position, r.email,
 			       CASE WHEN NOT $8 THEN 'not_permanent'
 			            WHEN NOT r.ours THEN 'not_sent'
-			            WHEN EXISTS (SELECT 1 FROM sup WHERE sup.email = r.email::citext) THEN 'suppressed'
+			            WHEN EXISTS (SELECT 1 FROM sup WHERE sup.email = btrim(r.email)::citext) THEN 'suppressed'
 			            ELSE 'already_suppressed' END
 			FROM ev, unnest($9::text[], $10::boolean[]) WITH ORDINALITY AS r(email, ours, position)
 			RETURNING outcome

@@ -314,7 +314,7 @@ func TestResendWebhookSuppressesOnlyOurRecipient(t *testing.T) {
 	f := newResendFixture(t, svixSecret)
 	f.sent(t, "e-1", "gone@example.com")
 	f.sent(t, "e-2", "other@example.com") // ours, but for another email
-	body := bounceFor("e-1", "Permanent", "GONE@Example.com", "other@example.com", "stranger@example.com")
+	body := bounceFor("e-1", "Permanent", " GONE@Example.com", "other@example.com", "stranger@example.com")
 
 	status, out := f.post(t, body, svixSign(t, svixSecret, "msg_mixed", time.Now(), body))
 
@@ -329,7 +329,7 @@ func TestResendWebhookSuppressesOnlyOurRecipient(t *testing.T) {
 	assert.False(t, f.suppressed(t, "other@example.com"))
 	assert.False(t, f.suppressed(t, "stranger@example.com"))
 	assert.Equal(t, map[string]string{
-		"GONE@Example.com":     postgres.RecipientSuppressed,
+		" GONE@Example.com":    postgres.RecipientSuppressed,
 		"other@example.com":    postgres.RecipientNotSent,
 		"stranger@example.com": postgres.RecipientNotSent,
 	}, f.recipients(t, "msg_mixed"))
