@@ -62,11 +62,12 @@ bench: services
 drills: services
 	$(GO) run -tags drills ./internal/drill/cmd/drills $(if $(DRILLS),-only $(DRILLS))
 
-# Short fuzz run of the webhook handler and the payload decoder, about 20 s
-# each on two cores. Execution counts, not durations: Go 1.26 can fail a
-# duration-bounded run with a spurious "context deadline exceeded"
-# (golang/go#75804).
+# Short fuzz run of the two webhook handlers (Stripe, Resend) and the payload
+# decoder, about 20 s each on two cores. Execution counts, not durations: Go
+# 1.26 can fail a duration-bounded run with a spurious "context deadline
+# exceeded" (golang/go#75804).
 fuzz: services
 	$(GO) test -run '^$$' -fuzz '^FuzzStripeWebhook$$' -fuzztime 50000x -fuzzminimizetime 100x ./internal/web/
+	$(GO) test -run '^$$' -fuzz '^FuzzResendWebhook$$' -fuzztime 20000x -fuzzminimizetime 100x ./internal/web/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime 200000x -fuzzminimizetime 100x ./internal/billing/
 	$(GO) test -run '^$$' -fuzz '^FuzzShapesAgree$$' -fuzztime 70000x -fuzzminimizetime 100x ./internal/billing/

@@ -6,9 +6,10 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// TypeInboxRedrive re-enqueues stripe_events rows that are still unprocessed
-// and not failed, a minute or more after they arrived: what makes a flushed or
-// restarted Redis lose nothing.
+// TypeInboxRedrive re-enqueues stripe_events rows that are still pending (not
+// processed, failed, unmatched or dismissed) and whose task Redis lost, a
+// minute or more after they arrived: what makes a flushed or restarted Redis
+// lose nothing. It also releases unmatched rows whose customer got linked.
 const TypeInboxRedrive = "stripe:inbox_redrive"
 
 var inboxRedriveSettings = Settings{

@@ -43,7 +43,7 @@ func TestRootHelp(t *testing.T) {
 func TestGroupHelp(t *testing.T) {
 	t.Parallel()
 	groups := map[string][]string{
-		"stripe":     {"check", "events", "replay", "trigger"},
+		"stripe":     {"check", "dismiss", "events", "replay", "trigger"},
 		"email":      {"deliveries", "preview", "send-test", "suppress", "unsuppress"},
 		"tasks":      {"delete", "list", "retry", "show"},
 		"seed":       {"demo"},
@@ -213,7 +213,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"stripe", "trigger", ""}, tasks.StripeEventTypes},
 		{[]string{"stripe", "trigger", "customer.created", "--shape", ""}, []string{"2023", "2025"}},
 		{[]string{"stripe", "trigger", "customer.created", "--status", ""}, []string{"active", "past_due", "unpaid", "incomplete", "canceled"}},
-		{[]string{"stripe", ""}, []string{"check", "events", "replay", "trigger"}},
+		{[]string{"stripe", ""}, []string{"check", "dismiss", "events", "replay", "trigger"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()

@@ -23,7 +23,7 @@ import (
 
 func newStripeCmd(e *env) *cobra.Command {
 	return group("stripe", "Send signed test events, replay and list recorded events, check the Stripe account",
-		newStripeTriggerCmd(e), newStripeReplayCmd(e), newStripeEventsCmd(e), newStripeCheckCmd(e))
+		newStripeTriggerCmd(e), newStripeReplayCmd(e), newStripeEventsCmd(e), newStripeDismissCmd(e), newStripeCheckCmd(e))
 }
 
 // stripeTriggerOptions are the flags of "stripe trigger".
@@ -58,7 +58,7 @@ func newStripeTriggerCmd(e *env) *cobra.Command {
 func newStripeReplayCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "replay <evt_id>",
-		Short: "Re-enqueue a recorded Stripe event (deleting its archived task first, clearing failed_at)",
+		Short: "Re-enqueue a recorded Stripe event (deleting its archived task first, clearing failed_at or a dismissal)",
 		Args:  exactArgs(1, "stripe replay takes one event id (evt_...); \"cleantrack stripe events --failed\" lists candidates"),
 		RunE:  e.action(func(ctx context.Context, args []string) error { return runStripeReplay(ctx, e, args[0]) }),
 	}
@@ -66,9 +66,9 @@ func newStripeReplayCmd(e *env) *cobra.Command {
 
 // stripeEventsOptions are the flags of "stripe events".
 type stripeEventsOptions struct {
-	failed, asJSON bool
-	since          string
-	limit          int
+	failed, unmatched, asJSON bool
+	since                     string
+	limit                     int
 }
 
 func newStripeEventsCmd(e *env) *cobra.Command {
@@ -81,6 +81,7 @@ func newStripeEventsCmd(e *env) *cobra.Command {
 	}
 	f := c.Flags()
 	f.BoolVar(&o.failed, "failed", false, "only events that failed (archived) and wait for a replay")
+	f.BoolVar(&o.unmatched, "unmatched", false, "only events whose customer no account has, waiting for one to be linked")
 	f.StringVar(&o.since, "since", "", "only events received in the last duration (90m, 24h, 7d) or since an RFC 3339 time")
 	f.IntVar(&o.limit, "limit", 50, "at most this many events")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
@@ -137,8 +138,8 @@ func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTri
 		// afterwards links the customer the earlier events named.
 		opts.CustomerID = fmt.Sprintf("cus_cli_account_%d", acct.ID)
 		if eventType != tasks.EventCustomerCreated {
-			fmt.Fprintf(e.stderr, "note: account %s has no Stripe customer, so the worker will retry this event until one is linked; "+
-				"run \"cleantrack stripe trigger customer.created --account %s\" first\n", acct.Slug, acct.Slug)
+			fmt.Fprintf(e.stderr, "note: account %s has no Stripe customer, so the worker will wait a few minutes for one, then park this event "+
+				"as unmatched until one is linked; run \"cleantrack stripe trigger customer.created --account %s\" to link it\n", acct.Slug, acct.Slug)
 		}
 	}
 	payload, err := stripetest.BuildEvent(opts)
@@ -194,6 +195,12 @@ func runStripeReplay(ctx context.Context, e *env, id string) error {
 		fmt.Fprintln(e.stdout, "it is already processed: the worker will not apply it again, only repeat its notifications")
 	}
 
+	if ev.DismissedAt != nil {
+		if err := s.ClearStripeEventDismissal(ctx, ev.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "cleared the dismissal by %s (%s)\n", ev.DismissedBy, ev.DismissedReason)
+	}
 	if ev.FailedAt != nil {
 		if err := s.ClearStripeEventFailure(ctx, ev.ID); err != nil {
 			return err
@@ -254,13 +261,43 @@ type stripeEventView struct {
 	Attempts        int        `json:"attempts"`
 	LastError       string     `json:"last_error"`
 	Note            string     `json:"note"`
+	// Unmatched: waiting for an account to be linked to the customer.
+	UnmatchedAt       *time.Time `json:"unmatched_at"`
+	UnmatchedCustomer string     `json:"unmatched_customer"`
+	// Dismissed: who decided it is not to be applied, and why.
+	DismissedAt     *time.Time `json:"dismissed_at"`
+	DismissedBy     string     `json:"dismissed_by"`
+	DismissedReason string     `json:"dismissed_reason"`
+}
+
+func newStripeEventView(r postgres.InboxEvent) stripeEventView {
+	return stripeEventView{
+		ID: r.ID, Type: r.Type, Status: r.Status(), APIVersion: r.APIVersion,
+		StripeCreatedAt: r.CreatedAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(),
+		ProcessedAt: utc(r.ProcessedAt), FailedAt: utc(r.FailedAt),
+		Attempts: r.Attempts, LastError: r.LastError, Note: r.Note,
+		UnmatchedAt: utc(r.UnmatchedAt), UnmatchedCustomer: r.UnmatchedCustomer,
+		DismissedAt: utc(r.DismissedAt), DismissedBy: r.DismissedBy, DismissedReason: r.DismissedReason,
+	}
+}
+
+// utc is t in UTC, nil for nil.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func runStripeEvents(ctx context.Context, e *env, o stripeEventsOptions) error {
 	if o.limit < 1 {
 		return usagef("--limit must be at least 1")
 	}
-	filter := postgres.InboxFilter{FailedOnly: o.failed, Limit: o.limit}
+	if o.failed && o.unmatched {
+		return usagef("--failed and --unmatched exclude each other: an event is one or the other")
+	}
+	filter := postgres.InboxFilter{FailedOnly: o.failed, UnmatchedOnly: o.unmatched, Limit: o.limit}
 	if o.since != "" {
 		t, err := parseSince(o.since, time.Now())
 		if err != nil {
@@ -279,12 +316,7 @@ func runStripeEvents(ctx context.Context, e *env, o stripeEventsOptions) error {
 	if o.asJSON {
 		out := make([]stripeEventView, 0, len(rows))
 		for _, r := range rows {
-			out = append(out, stripeEventView{
-				ID: r.ID, Type: r.Type, Status: r.Status(), APIVersion: r.APIVersion,
-				StripeCreatedAt: r.CreatedAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(),
-				ProcessedAt: r.ProcessedAt, FailedAt: r.FailedAt,
-				Attempts: r.Attempts, LastError: r.LastError, Note: r.Note,
-			})
+			out = append(out, newStripeEventView(r))
 		}
 		return printJSON(e.stdout, out)
 	}
@@ -295,8 +327,11 @@ func runStripeEvents(ctx context.Context, e *env, o stripeEventsOptions) error {
 	tw := e.table("ID", "TYPE", "RECEIVED", "STATUS", "ATTEMPTS", "LAST ERROR / NOTE")
 	for _, r := range rows {
 		detail := r.LastError
-		if r.Status() == postgres.InboxProcessed {
+		switch r.Status() {
+		case postgres.InboxProcessed:
 			detail = r.Note
+		case postgres.InboxDismissed:
+			detail = fmt.Sprintf("dismissed by %s: %s", r.DismissedBy, r.DismissedReason)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Type, showTime(&r.ReceivedAt), r.Status(), r.Attempts, dashIfEmpty(foldLine(detail, 100)))
 	}

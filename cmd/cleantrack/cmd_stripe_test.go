@@ -303,3 +303,157 @@ func TestStripeEventsListsInbox(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, 2, exitCode(err))
 }
+
+// An event whose customer no account has is parked by the worker (here with
+// no wait for a racing customer.created), listed by "stripe events
+// --unmatched", and released once an account has the customer.
+func TestStripeEventsUnmatched(t *testing.T) {
+	t.Parallel()
+	f := newStripeCLIFixture(t)
+	client, insp := f.redis(t)
+	ctx := context.Background()
+	h := billing.New(f.store, nil, client, nil, billing.Options{UnmatchedRetryDelays: []time.Duration{}})
+	eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed, CustomerID: "cus_elsewhere"})
+	other := f.record(t, stripetest.EventOptions{Type: tasks.EventCustomerCreated})
+	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: eventID, Type: tasks.EventInvoicePaymentFailed})
+	require.NoError(t, err)
+
+	err = h.ProcessStripeEvent(ctx, task)
+	require.ErrorIs(t, err, asynq.RevokeTask, "the task ends, neither retried nor archived")
+
+	out, _, err := cli(t, f.env, "stripe", "events", "--unmatched")
+	require.NoError(t, err)
+	assert.Regexp(t, eventID+`\s+invoice.payment_failed\s+\S+ \S+\s+unmatched\s+1\s+no account has Stripe customer cus_elsewhere`, out)
+	assert.NotContains(t, out, other)
+
+	out, _, err = cli(t, f.env, "stripe", "events", "--unmatched", "--json")
+	require.NoError(t, err)
+	var rows []stripeEventView
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	require.Len(t, rows, 1)
+	assert.Equal(t, "unmatched", rows[0].Status)
+	assert.Equal(t, "cus_elsewhere", rows[0].UnmatchedCustomer)
+	require.NotNil(t, rows[0].UnmatchedAt)
+	assert.Nil(t, rows[0].FailedAt)
+
+	out, _, err = cli(t, f.env, "stripe", "events", "--failed")
+	require.NoError(t, err)
+	assert.Contains(t, out, "no Stripe events match", "unmatched is not failed")
+
+	_, _, err = cli(t, f.env, "stripe", "events", "--failed", "--unmatched")
+	require.Error(t, err)
+	assert.Equal(t, 2, exitCode(err))
+
+	// An account gets the customer: the sweep releases the row and enqueues it.
+	f.account(t, "elsewhere", "cus_elsewhere")
+	res, err := h.Redrive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Released)
+	info, err := insp.GetTaskInfo(tasks.QueueCritical, eventID)
+	require.NoError(t, err)
+	assert.Equal(t, asynq.TaskStatePending, info.State)
+	out, _, err = cli(t, f.env, "stripe", "events", "--unmatched")
+	require.NoError(t, err)
+	assert.Contains(t, out, "no Stripe events match")
+}
+
+// "stripe dismiss" takes a failed or unmatched event out of the failed and
+// unmatched lists and out of the sweep, keeps it with who and why, and
+// refuses anything else.
+func TestStripeDismiss(t *testing.T) {
+	t.Parallel()
+	f := newStripeCLIFixture(t)
+	client, insp := f.redis(t)
+	ctx := context.Background()
+	f.env["USER"] = "alice"
+	failed := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed})
+	require.NoError(t, f.store.RecordStripeEventFailure(ctx, failed, "malformed event: event has no data.object", true))
+	unmatched := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_other_product"})
+	parked, err := f.store.ParkStripeEvent(ctx, unmatched, "cus_other_product", "no account has Stripe customer cus_other_product")
+	require.NoError(t, err)
+	require.True(t, parked)
+	pending := f.record(t, stripetest.EventOptions{Type: tasks.EventCustomerCreated})
+
+	out, _, err := cli(t, f.env, "stripe", "dismiss", failed, "--reason", "a malformed test event")
+	require.NoError(t, err)
+	assert.Regexp(t, `dismissed event `+failed+` \(invoice.payment_failed, 1 attempts, last error: malformed event: event has no data.object\) by alice at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: a malformed test event`, out)
+
+	out, _, err = cli(t, f.env, "stripe", "dismiss", unmatched, "--reason", "another product's customer", "--by", "bob")
+	require.NoError(t, err)
+	assert.Contains(t, out, "by bob at ")
+
+	// Out of the failed and unmatched lists, shown as dismissed with who and why.
+	for _, flag := range []string{"--failed", "--unmatched"} {
+		out, _, err = cli(t, f.env, "stripe", "events", flag)
+		require.NoError(t, err)
+		assert.Contains(t, out, "no Stripe events match", flag)
+	}
+	out, _, err = cli(t, f.env, "stripe", "events")
+	require.NoError(t, err)
+	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+\S+ \S+\s+dismissed\s+1\s+dismissed by alice: a malformed test event`, out)
+	assert.Regexp(t, unmatched+`\s+\S+\s+\S+ \S+\s+dismissed\s+1\s+dismissed by bob: another product's customer`, out)
+	out, _, err = cli(t, f.env, "stripe", "events", "--json")
+	require.NoError(t, err)
+	var rows []stripeEventView
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	byID := map[string]stripeEventView{}
+	for _, r := range rows {
+		byID[r.ID] = r
+	}
+	assert.Equal(t, "dismissed", byID[failed].Status)
+	assert.Equal(t, "alice", byID[failed].DismissedBy)
+	assert.Equal(t, "a malformed test event", byID[failed].DismissedReason)
+	require.NotNil(t, byID[failed].DismissedAt)
+	assert.Equal(t, "malformed event: event has no data.object", byID[failed].LastError, "the history stays")
+
+	// Out of the sweep and of the release of unmatched rows.
+	f.account(t, "other", "cus_other_product")
+	res, err := billing.New(f.store, nil, client, nil, billing.Options{}).Redrive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{Enqueued: 1}, res, "only the pending event")
+	for _, id := range []string{failed, unmatched} {
+		_, err := insp.GetTaskInfo(tasks.QueueCritical, id)
+		assert.ErrorIs(t, err, asynq.ErrTaskNotFound, id)
+	}
+
+	// Again: nothing changes; the first who and why stay.
+	out, _, err = cli(t, f.env, "stripe", "dismiss", failed, "--reason", "again", "--by", "carol")
+	require.NoError(t, err)
+	assert.Contains(t, out, "was already dismissed by alice at ")
+	assert.Contains(t, out, "a malformed test event; nothing changed")
+
+	// What cannot be dismissed, and how to call it.
+	_, _, err = cli(t, f.env, "stripe", "dismiss", pending, "--reason", "x")
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, err.Error(), "event "+pending+" is pending; only a failed or unmatched event can be dismissed")
+	_, _, err = cli(t, f.env, "stripe", "dismiss", "evt_missing", "--reason", "x")
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, err.Error(), "no Stripe event evt_missing in the inbox")
+	_, _, err = cli(t, f.env, "stripe", "dismiss", failed)
+	require.Error(t, err)
+	assert.Equal(t, 2, exitCode(err))
+	assert.Contains(t, err.Error(), "--reason is required")
+	noUser := map[string]string{"DATABASE_URL": f.env["DATABASE_URL"], "REDIS_URL": f.env["REDIS_URL"]}
+	_, _, err = cli(t, noUser, "stripe", "dismiss", failed, "--reason", "x")
+	require.Error(t, err)
+	assert.Equal(t, 2, exitCode(err))
+	assert.Contains(t, err.Error(), "--by is required")
+	noUser["LOGNAME"] = "dave"
+	another := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed})
+	require.NoError(t, f.store.RecordStripeEventFailure(ctx, another, "malformed event: event has no data.object", true))
+	out, _, err = cli(t, noUser, "stripe", "dismiss", another, "--reason", "a duplicate test event", "--json")
+	require.NoError(t, err)
+	var view stripeEventView
+	require.NoError(t, json.Unmarshal([]byte(out), &view))
+	assert.Equal(t, "dismissed", view.Status)
+	assert.Equal(t, "dave", view.DismissedBy, "LOGNAME when USER is unset")
+	assert.Equal(t, "a duplicate test event", view.DismissedReason)
+
+	// A replay takes the dismissal off and enqueues the event.
+	out, _, err = cli(t, f.env, "stripe", "replay", failed)
+	require.NoError(t, err)
+	assert.Contains(t, out, "cleared the dismissal by alice (a malformed test event)")
+	assert.Contains(t, out, "enqueued stripe:event "+failed)
+}

@@ -28,8 +28,9 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 	billingNotifier := email.NewNotifier(store, email.NewService(client), cfg.SiteURL)
 	billing.New(store, billingNotifier, client, log.With(slog.String("domain", "billing")), billing.Options{
 		RedriveMinAge: cfg.InboxRedriveMinAge,
-		// Lives as long as the process, like the rate limiter's client.
-		Tasks: asynq.NewInspector(redisOpt),
+		// The sweep reads a page of task states in one round trip. The
+		// client lives as long as the process, like the rate limiter's.
+		Tasks: queue.NewTasks(queue.RedisClient(redisOpt)),
 	}).Register(mux)
 	compliance.New(store, email.NewService(client), client, log.With(slog.String("domain", "compliance")),
 		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)

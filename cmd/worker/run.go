@@ -114,7 +114,12 @@ func errorLogger(log *slog.Logger) asynq.ErrorHandlerFunc {
 		if errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
 			level, outcome = slog.LevelError, "archived"
 		}
-		if !queue.IsFailure(err) {
+		switch {
+		case errors.Is(err, asynq.RevokeTask):
+			// Ended on purpose, neither retried nor archived (an unmatched
+			// Stripe event, which waits in the inbox).
+			level, outcome = slog.LevelInfo, "revoked"
+		case !queue.IsFailure(err):
 			level, outcome = slog.LevelInfo, "rate_limited"
 		}
 		log.Log(ctx, level, "task failed",

@@ -45,6 +45,16 @@ type Notifier interface {
 // when Options leave it zero.
 const DefaultRedrivePageSize = 500
 
+// DefaultUnmatchedRetryDelays are the waits between the attempts at an event
+// whose customer no account has, for a customer.created that may be racing
+// it: five attempts over about five minutes, then the row is parked as
+// unmatched.
+var DefaultUnmatchedRetryDelays = []time.Duration{20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second}
+
+// maxCustomerIDLength bounds a Stripe customer id taken from an event
+// (Stripe's are about 18 characters): an unmatched row is indexed by it.
+const maxCustomerIDLength = 255
+
 // Options tune the billing handler.
 type Options struct {
 	// RedriveMinAge is how long an inbox row must have waited before the
@@ -54,9 +64,15 @@ type Options struct {
 	// RedrivePageSize is how many rows the sweep reads per query;
 	// DefaultRedrivePageSize when zero.
 	RedrivePageSize int
-	// Tasks, when set (an *asynq.Inspector), lets the sweep notice archived
-	// tasks whose row was never marked failed.
-	Tasks TaskLookup
+	// Tasks, when set (a *queue.Tasks), lets the sweep read the state of a
+	// whole page of tasks in one round trip, enqueue only those Redis lost,
+	// and notice archived tasks whose row was never marked failed. Without
+	// it the sweep enqueues every pending row and counts the taken ids.
+	Tasks TaskStates
+	// UnmatchedRetryDelays are the waits between the attempts at an event
+	// whose customer no account has; after the last one the row is parked
+	// as unmatched. Nil means DefaultUnmatchedRetryDelays.
+	UnmatchedRetryDelays []time.Duration
 }
 
 // Handler runs the billing tasks: stripe:event and stripe:inbox_redrive.
@@ -75,6 +91,9 @@ func New(store *postgres.Store, notifier Notifier, enq queue.Enqueuer, log *slog
 	if opt.RedrivePageSize <= 0 {
 		opt.RedrivePageSize = DefaultRedrivePageSize
 	}
+	if opt.UnmatchedRetryDelays == nil {
+		opt.UnmatchedRetryDelays = DefaultUnmatchedRetryDelays
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -92,10 +111,13 @@ func (h *Handler) Register(mux *asynq.ServeMux) {
 // postgres.Store.ApplyBillingEvent), then notifies.
 //
 // Every failed attempt is counted on the row with a sentence naming what is
-// wrong. An event whose customer no account has yet is retried with backoff
-// (the customer.created link may be racing it); at the last retry, and at
-// once for a malformed event (asynq.SkipRetry), the row gets failed_at as the
-// task is archived.
+// wrong. An event whose customer no account has yet is tried a few times
+// over a few minutes (Options.UnmatchedRetryDelays: the customer.created link
+// may be racing it), then parked as unmatched: the task ends without being
+// archived (asynq.RevokeTask) and the row waits until an account is linked
+// to the customer (see ReleaseUnmatched). A malformed event (asynq.SkipRetry),
+// and any other failure at its last retry, gets failed_at as the task is
+// archived. A dismissed row is not applied.
 func (h *Handler) ProcessStripeEvent(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.Payload[tasks.StripeEventPayload](t)
 	if err != nil {
@@ -111,10 +133,59 @@ func (h *Handler) ProcessStripeEvent(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("load stripe event %s: %w", p.EventID, err)
 	}
+	if row.DismissedAt != nil && row.ProcessedAt == nil {
+		h.log.LogAttrs(ctx, slog.LevelInfo, "stripe event dismissed; not applied",
+			slog.String("event_id", row.ID), slog.String("dismissed_by", row.DismissedBy),
+			slog.String("reason", row.DismissedReason))
+		return nil
+	}
 	if err := h.apply(ctx, row); err != nil {
+		var na noAccountError
+		if errors.As(err, &na) {
+			return h.unmatched(ctx, row, na)
+		}
 		return h.failed(ctx, row.ID, err)
 	}
 	return nil
+}
+
+// unmatched handles an event whose customer no account has. While the
+// short retries last it records the attempt and asks for the next delay;
+// then, or at once when the row was parked before or another event of the
+// customer waits already (no customer.created is racing those), it parks the
+// row as unmatched and ends the task without archiving it.
+func (h *Handler) unmatched(ctx context.Context, row postgres.InboxEvent, cause noAccountError) error {
+	// Record even when the task's context is done, as failed does.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	n, _ := asynq.GetRetryCount(ctx)
+	park := row.UnmatchedCustomer != "" || n >= len(h.opt.UnmatchedRetryDelays) || lastAttempt(ctx)
+	if !park {
+		waiting, err := h.store.CustomerHasUnmatched(rctx, cause.customerID)
+		if err != nil {
+			return errors.Join(cause, err)
+		}
+		park = waiting
+	}
+	if !park {
+		if err := h.store.RecordStripeEventFailure(rctx, row.ID, cause.Error(), false); err != nil {
+			return errors.Join(cause, err)
+		}
+		return &queue.RetryAfterError{Delay: h.opt.UnmatchedRetryDelays[n], Err: cause}
+	}
+	parked, err := h.store.ParkStripeEvent(rctx, row.ID, cause.customerID, cause.Error())
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	if !parked {
+		// An account got the customer meanwhile (or the row was processed
+		// or dismissed): run it again soon rather than park it.
+		return &queue.RetryAfterError{Delay: time.Second, Err: fmt.Errorf("%w (linked meanwhile; trying again)", cause)}
+	}
+	h.log.LogAttrs(ctx, slog.LevelInfo, "stripe event parked as unmatched",
+		slog.String("event_id", row.ID), slog.String("event_type", row.Type),
+		slog.String("customer_id", cause.customerID), slog.Int("attempts", row.Attempts+1))
+	return queue.Revoked(fmt.Errorf("%w: parked as unmatched until an account is linked to it", cause))
 }
 
 // failed records the failed attempt on the inbox row and returns the error
@@ -151,7 +222,17 @@ func (h *Handler) apply(ctx context.Context, row postgres.InboxEvent) error {
 		return malformed("payload is event %s (%s), but the row is %s (%s)", ev.ID, ev.Type, row.ID, row.Type)
 	}
 	if row.ProcessedAt != nil {
-		// Done before; only the notification may have been lost.
+		// Done before; only the notification, or the release of the
+		// customer's unmatched events, may have been lost.
+		if ev.Type == tasks.EventCustomerCreated {
+			c, err := ev.DecodeCustomer()
+			if err != nil {
+				return err
+			}
+			if _, err := h.ReleaseUnmatched(ctx, c.ID); err != nil {
+				return err
+			}
+		}
 		return h.renotify(ctx, ev)
 	}
 	switch ev.Type {
@@ -174,16 +255,19 @@ func (h *Handler) apply(ctx context.Context, row postgres.InboxEvent) error {
 	return nil
 }
 
-// errNoAccount is the retryable failure of an event whose customer is not
-// linked to any account (yet).
-func errNoAccount(customerID string) error {
-	return fmt.Errorf("no account has Stripe customer %s", customerID)
-}
+// noAccountError is the failure of an event whose customer is not linked to
+// any account (yet).
+type noAccountError struct{ customerID string }
 
-func (h *Handler) accountFor(ctx context.Context, customerID ExpandableID) (postgres.Account, error) {
+func (e noAccountError) Error() string { return "no account has Stripe customer " + e.customerID }
+
+func (h *Handler) accountFor(ctx context.Context, ev Event, customerID ExpandableID) (postgres.Account, error) {
 	a, err := h.store.AccountByStripeCustomer(ctx, string(customerID))
 	if errors.Is(err, postgres.ErrNotFound) {
-		return postgres.Account{}, errNoAccount(string(customerID))
+		if len(customerID) > maxCustomerIDLength {
+			return postgres.Account{}, malformed("event %s: a customer id of %d bytes is not a Stripe customer id", ev.ID, len(customerID))
+		}
+		return postgres.Account{}, noAccountError{customerID: string(customerID)}
 	}
 	return a, err
 }
@@ -220,7 +304,8 @@ func (h *Handler) customerCreated(ctx context.Context, ev Event) error {
 		return err
 	}
 	h.logOutcome(ctx, ev, accountID, res.Outcome.String(), res.Note)
-	return nil
+	_, err = h.ReleaseUnmatched(ctx, c.ID)
+	return err
 }
 
 func (h *Handler) subscriptionChanged(ctx context.Context, ev Event) error {
@@ -228,7 +313,7 @@ func (h *Handler) subscriptionChanged(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	acct, err := h.accountFor(ctx, sub.Customer)
+	acct, err := h.accountFor(ctx, ev, sub.Customer)
 	if err != nil {
 		return err
 	}
@@ -267,7 +352,7 @@ func (h *Handler) subscriptionDeleted(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	acct, err := h.accountFor(ctx, sub.Customer)
+	acct, err := h.accountFor(ctx, ev, sub.Customer)
 	if err != nil {
 		return err
 	}
@@ -290,7 +375,7 @@ func (h *Handler) paymentSucceeded(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	acct, err := h.accountFor(ctx, in.Customer)
+	acct, err := h.accountFor(ctx, ev, in.Customer)
 	if err != nil {
 		return err
 	}
@@ -317,7 +402,7 @@ func (h *Handler) paymentFailed(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	acct, err := h.accountFor(ctx, in.Customer)
+	acct, err := h.accountFor(ctx, ev, in.Customer)
 	if err != nil {
 		return err
 	}

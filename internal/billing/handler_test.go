@@ -284,6 +284,7 @@ func TestMalformedEventsFailAtOnce(t *testing.T) {
 		"object of the wrong kind":      `{"id":"evt_m3","type":"invoice.payment_failed","created":1700000000,"data":{"object":{"id":"in_1","customer":"cus_1","amount_due":"lots"}}}`,
 		"customer reference a number":   `{"id":"evt_m4","type":"customer.subscription.created","created":1700000000,"data":{"object":{"id":"sub_1","status":"active","customer":42}}}`,
 		"customer without id":           `{"id":"evt_m5","type":"customer.created","created":1700000000,"data":{"object":{"email":"a@example.com"}}}`,
+		"customer id no Stripe id is":   `{"id":"evt_m6","type":"invoice.payment_failed","created":1700000000,"data":{"object":{"id":"in_1","customer":"cus_` + strings.Repeat("x", 300) + `"}}}`,
 	}
 	shared := newFixture(t)
 	shared.createAccount(t, "acme", "cus_1")

@@ -38,14 +38,34 @@ func (f *fixture) withQueue(t *testing.T) (asynq.RedisConnOpt, *asynq.Client, *a
 	return opt, client, insp
 }
 
+// withTasks gives the sweep a reader of task states on the fixture's Redis,
+// through a client whose round trips are counted.
+func (f *fixture) withTasks(t *testing.T, opt asynq.RedisConnOpt) *redistest.RoundTrips {
+	t.Helper()
+	rdb := queue.RedisClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	trips := &redistest.RoundTrips{}
+	rdb.AddHook(trips)
+	f.opts.Tasks = queue.NewTasks(rdb)
+	f.rebuild()
+	return trips
+}
+
 // startWorker runs a real Asynq server with the billing handlers, retrying
-// after a few milliseconds instead of the production backoff.
+// after a few milliseconds instead of the production backoff, or after the
+// delay a handler asks for (queue.RetryAfterError).
 func (f *fixture) startWorker(t *testing.T, opt asynq.RedisConnOpt) {
 	t.Helper()
 	srv := asynq.NewServer(opt, asynq.Config{
-		Concurrency:              4,
-		Queues:                   queue.Weights,
-		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond },
+		Concurrency: 4,
+		Queues:      queue.Weights,
+		RetryDelayFunc: func(_ int, err error, _ *asynq.Task) time.Duration {
+			var ra *queue.RetryAfterError
+			if errors.As(err, &ra) {
+				return ra.Delay
+			}
+			return 10 * time.Millisecond
+		},
 		IsFailure:                queue.IsFailure,
 		DelayedTaskCheckInterval: 50 * time.Millisecond,
 		Logger:                   queue.Logger{L: slog.New(slog.NewTextHandler(io.Discard, nil))},
@@ -79,23 +99,66 @@ func waitArchived(t *testing.T, insp *asynq.Inspector, eventID string) *asynq.Ta
 	return info
 }
 
-func TestWorkerArchivesUnknownCustomerAfterRetries(t *testing.T) {
+// An event for a customer no account has (a Stripe account shared with other
+// products) is tried a few times, for a customer.created that may be racing
+// it, then parked as unmatched: its task ends, neither retried nor archived.
+// When an account gets the customer, the parked events apply by themselves,
+// oldest first, exactly once.
+func TestWorkerParksUnknownCustomerThenAppliesOnceLinked(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	opt, client, insp := f.withQueue(t)
+	f.opts.UnmatchedRetryDelays = []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}
+	f.rebuild()
 	f.startWorker(t, opt)
-	eventID := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed, Created: base, CustomerID: "cus_ghost"})
+	older := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, Created: base, CustomerID: "cus_ghost", SubscriptionID: "sub_ghost", Status: "past_due"})
 
-	enqueue(t, client, f.event(t, eventID), 2)
+	enqueue(t, client, f.event(t, older), tasks.StripeEventMaxRetry)
 
-	info := waitArchived(t, insp, eventID)
-	assert.Equal(t, 2, info.Retried)
-	assert.Equal(t, "no account has Stripe customer cus_ghost", info.LastErr)
-	ev := f.event(t, eventID)
-	assert.Equal(t, postgres.InboxFailed, ev.Status())
-	assert.Equal(t, 3, ev.Attempts, "the first attempt and two retries")
+	require.Eventually(t, func() bool { return f.event(t, older).Status() == postgres.InboxUnmatched }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, err := insp.GetTaskInfo(tasks.QueueCritical, older)
+		return errors.Is(err, asynq.ErrTaskNotFound)
+	}, 10*time.Second, 20*time.Millisecond, "the task ends, neither archived nor waiting to retry")
+	ev := f.event(t, older)
+	assert.Equal(t, 3, ev.Attempts, "the first attempt and the two short retries")
 	assert.Equal(t, "no account has Stripe customer cus_ghost", ev.LastError)
-	require.NotNil(t, ev.FailedAt)
+	assert.Equal(t, "cus_ghost", ev.UnmatchedCustomer)
+	assert.Nil(t, ev.FailedAt)
+	archived, err := insp.ListArchivedTasks(tasks.QueueCritical)
+	require.NoError(t, err)
+	assert.Empty(t, archived)
+
+	// A later event of the same customer does not wait again: the first one
+	// waited its minutes already.
+	newer := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, Created: base.Add(time.Hour), CustomerID: "cus_ghost", SubscriptionID: "sub_ghost", Status: "active"})
+	enqueue(t, client, f.event(t, newer), tasks.StripeEventMaxRetry)
+	require.Eventually(t, func() bool { return f.event(t, newer).Status() == postgres.InboxUnmatched }, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 1, f.event(t, newer).Attempts, "parked at the first attempt")
+
+	// Nothing more happens to them: not failed, not retried.
+	time.Sleep(200 * time.Millisecond)
+	assert.Equal(t, 3, f.event(t, older).Attempts)
+	assert.Equal(t, 1, f.event(t, newer).Attempts)
+
+	// customer.created links an account to the customer: both parked events
+	// apply, and the newer state wins.
+	id := f.createAccount(t, "late", "")
+	link := f.record(t, stripetest.EventOptions{Type: tasks.EventCustomerCreated, CustomerID: "cus_ghost", AccountID: id})
+	enqueue(t, client, f.event(t, link), tasks.StripeEventMaxRetry)
+
+	require.Eventually(t, func() bool {
+		return f.event(t, older).ProcessedAt != nil && f.event(t, newer).ProcessedAt != nil
+	}, 20*time.Second, 20*time.Millisecond)
+	a := f.account(t, id)
+	assert.Equal(t, "cus_ghost", a.StripeCustomerID)
+	assert.Equal(t, "sub_ghost", a.StripeSubscriptionID)
+	assert.Equal(t, "active", a.Status, "the newer event's state")
+	require.NotNil(t, a.BillingEventAt)
+	assert.True(t, base.Add(time.Hour).Equal(*a.BillingEventAt))
+	assert.Equal(t, postgres.InboxProcessed, f.event(t, older).Status())
+	assert.Equal(t, 4, f.event(t, older).Attempts, "applied once more, once")
+	assert.Equal(t, 2, f.event(t, newer).Attempts)
 }
 
 func TestWorkerArchivesMalformedAtOnce(t *testing.T) {
@@ -167,16 +230,123 @@ func TestRedriveEnqueuesPendingRowsOnce(t *testing.T) {
 	assert.ElementsMatch(t, pending, ids)
 }
 
+// With a reader of task states, the sweep asks Redis once per page, not
+// once or twice per row: a row whose task is queued costs nothing more, and
+// only a row whose task Redis lost is enqueued.
+func TestRedriveOneRoundTripPerPage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	opt, client, insp := f.withQueue(t)
+	f.opts.RedriveMinAge = 0
+	f.opts.RedrivePageSize = 2
+	trips := f.withTasks(t, opt)
+	var queued []string
+	for range 5 {
+		id := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_acme"})
+		enqueue(t, client, f.event(t, id), 3)
+		queued = append(queued, id)
+	}
+	ctx := context.Background()
+
+	trips.Reset()
+	res, err := f.handler.Redrive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{Duplicates: 5}, res)
+	assert.Equal(t, int64(3), trips.Count(), "five rows in pages of two: three round trips")
+
+	// Redis loses two of the tasks: the sweep enqueues those two only.
+	require.NoError(t, insp.DeleteTask(tasks.QueueCritical, queued[1]))
+	require.NoError(t, insp.DeleteTask(tasks.QueueCritical, queued[4]))
+	res, err = f.handler.Redrive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{Enqueued: 2, Duplicates: 3}, res)
+	pending, err := insp.ListPendingTasks(tasks.QueueCritical)
+	require.NoError(t, err)
+	assert.Len(t, pending, 5)
+}
+
+// Failed, unmatched and dismissed rows are not re-driven; an unmatched row
+// whose customer got an account by any path (here a plain UPDATE) is
+// released by the sweep and applied.
+func TestRedriveLeavesParkedRowsAndReleasesLinkedOnes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	opt, _, insp := f.withQueue(t)
+	f.opts.RedriveMinAge = 0
+	f.withTasks(t, opt)
+	ctx := context.Background()
+	failed := f.recordRaw(t, []byte(`{"id":"evt_failed","type":"customer.subscription.updated","created":1700000000,"data":{"object":{}}}`))
+	require.Error(t, f.process(t, failed))
+	unmatched := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed, CustomerID: "cus_later"})
+	parked, err := f.store.ParkStripeEvent(ctx, unmatched, "cus_later", "no account has Stripe customer cus_later")
+	require.NoError(t, err)
+	require.True(t, parked)
+	dismissed := f.record(t, stripetest.EventOptions{Type: tasks.EventInvoicePaymentFailed, CustomerID: "cus_later"})
+	_, err = f.store.ParkStripeEvent(ctx, dismissed, "cus_later", "no account has Stripe customer cus_later")
+	require.NoError(t, err)
+	_, changed, err := f.store.DismissStripeEvent(ctx, dismissed, "ops", "a test event")
+	require.NoError(t, err)
+	require.True(t, changed)
+
+	res, err := f.handler.Redrive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{}, res, "nothing pending, nothing linked")
+
+	id := f.createAccount(t, "later", "")
+	_, err = f.store.DB.ExecContext(ctx, `UPDATE accounts SET stripe_customer_id = 'cus_later' WHERE id = $1`, id)
+	require.NoError(t, err)
+	res, err = f.handler.Redrive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{Released: 1}, res, "the dismissed row stays dismissed")
+	info, err := insp.GetTaskInfo(tasks.QueueCritical, unmatched)
+	require.NoError(t, err)
+	assert.Equal(t, asynq.TaskStatePending, info.State)
+	assert.Equal(t, postgres.InboxPending, f.event(t, unmatched).Status())
+	assert.Equal(t, postgres.InboxDismissed, f.event(t, dismissed).Status())
+
+	require.NoError(t, f.process(t, unmatched))
+	assert.Equal(t, postgres.InboxProcessed, f.event(t, unmatched).Status())
+	assert.Equal(t, "past_due", f.account(t, id).Status)
+
+	// The worker does not apply a dismissed row, should its task run.
+	require.NoError(t, f.process(t, dismissed))
+	assert.Equal(t, postgres.InboxDismissed, f.event(t, dismissed).Status())
+}
+
+// What the runbook says: deleting the archived task of a failed event
+// neither drops the event nor brings it back; it waits, failed, for a replay
+// or a dismissal.
+func TestRedriveLeavesFailedRowWhoseArchivedTaskWasDeleted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	opt, client, insp := f.withQueue(t)
+	f.opts.RedriveMinAge = 0
+	f.withTasks(t, opt)
+	f.startWorker(t, opt)
+	eventID := f.recordRaw(t, []byte(`{"id":"evt_poison","type":"invoice.payment_failed","created":1700000000,"data":{}}`))
+	enqueue(t, client, f.event(t, eventID), 3)
+	waitArchived(t, insp, eventID)
+	require.Eventually(t, func() bool { return f.event(t, eventID).Status() == postgres.InboxFailed }, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, insp.DeleteTask(tasks.QueueCritical, eventID))
+	res, err := f.handler.Redrive(context.Background())
+
+	require.NoError(t, err)
+	assert.Equal(t, billing.RedriveResult{}, res)
+	_, err = insp.GetTaskInfo(tasks.QueueCritical, eventID)
+	assert.ErrorIs(t, err, asynq.ErrTaskNotFound, "not enqueued again")
+	assert.Equal(t, postgres.InboxFailed, f.event(t, eventID).Status(), "not lost either")
+}
+
 // A task archived while the database was down leaves its row pending; the
 // sweep finds the archived task and marks the row failed with its reason,
 // instead of counting it as queued forever.
 func TestRedriveMarksRowsOfArchivedTasksFailed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	_, client, insp := f.withQueue(t)
+	opt, client, insp := f.withQueue(t)
 	f.opts.RedriveMinAge = 0
-	f.opts.Tasks = insp
-	f.rebuild()
+	f.withTasks(t, opt)
 	id := f.record(t, stripetest.EventOptions{Type: tasks.EventSubscriptionUpdated, CustomerID: "cus_nobody"})
 	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: id, Type: tasks.EventSubscriptionUpdated})
 	require.NoError(t, err)

@@ -13,8 +13,8 @@ import (
 // fuzzScale multiplies each target's number of fuzz executions.
 var fuzzScale = 1.0
 
-// fuzzTargets are the webhook handler (real PostgreSQL and Redis behind it)
-// and the payload decoder, each with a number of executions worth about 15 s
+// fuzzTargets are the webhook handlers (real PostgreSQL and Redis behind
+// them) and the payload decoder, each with a number of executions worth about 15 s
 // on a two-core machine. A count, not a duration: Go 1.26's fuzz coordinator
 // can report a spurious "context deadline exceeded" failure when a
 // -fuzztime duration runs out (golang/go#75804, fixed in Go 1.27).
@@ -23,6 +23,7 @@ var fuzzTargets = []struct {
 	execs     int
 }{
 	{"./internal/web/", "FuzzStripeWebhook", 40000},
+	{"./internal/web/", "FuzzResendWebhook", 15000},
 	{"./internal/billing/", "FuzzDecodeEvent", 150000},
 	{"./internal/billing/", "FuzzShapesAgree", 50000},
 }

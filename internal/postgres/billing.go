@@ -119,6 +119,15 @@ type InboxEvent struct {
 	LastError   string     `db:"last_error" json:"last_error"`
 	FailedAt    *time.Time `db:"failed_at" json:"failed_at"`
 	Note        string     `db:"note" json:"note"`
+	// UnmatchedAt is set while the row waits for an account to be linked to
+	// UnmatchedCustomer, which stays set once the row was parked.
+	UnmatchedAt       *time.Time `db:"unmatched_at" json:"unmatched_at"`
+	UnmatchedCustomer string     `db:"unmatched_customer" json:"unmatched_customer"`
+	// DismissedAt, DismissedBy and DismissedReason say who decided the row
+	// is not to be applied, and why.
+	DismissedAt     *time.Time `db:"dismissed_at" json:"dismissed_at"`
+	DismissedBy     string     `db:"dismissed_by" json:"dismissed_by"`
+	DismissedReason string     `db:"dismissed_reason" json:"dismissed_reason"`
 }
 
 // Inbox event states, as Status reports them.
@@ -126,16 +135,23 @@ const (
 	InboxPending   = "pending"
 	InboxProcessed = "processed"
 	InboxFailed    = "failed"
+	InboxUnmatched = "unmatched"
+	InboxDismissed = "dismissed"
 )
 
-// Status is "processed", "failed" (archived, waiting for a replay) or
-// "pending" (queued or retrying).
+// Status is "processed", "dismissed" (kept, not to be applied), "failed"
+// (archived, waiting for a replay), "unmatched" (waiting for an account to be
+// linked to its customer) or "pending" (queued or retrying).
 func (e InboxEvent) Status() string {
 	switch {
 	case e.ProcessedAt != nil:
 		return InboxProcessed
+	case e.DismissedAt != nil:
+		return InboxDismissed
 	case e.FailedAt != nil:
 		return InboxFailed
+	case e.UnmatchedAt != nil:
+		return InboxUnmatched
 	}
 	return InboxPending
 }
@@ -147,7 +163,10 @@ const StaleNotePrefix = "stale: "
 const inboxColumns = `
 	id, type, api_version, livemode, stripe_created_at, payload, received_at,
 	processed_at, attempts, COALESCE(last_error, '') AS last_error, failed_at,
-	COALESCE(note, '') AS note`
+	COALESCE(note, '') AS note,
+	unmatched_at, COALESCE(unmatched_customer, '') AS unmatched_customer,
+	dismissed_at, COALESCE(dismissed_by, '') AS dismissed_by,
+	COALESCE(dismissed_reason, '') AS dismissed_reason`
 
 // StripeEventByID returns the inbox row with id, or ErrNotFound.
 func (s *Store) StripeEventByID(ctx context.Context, id string) (InboxEvent, error) {
@@ -161,16 +180,18 @@ func (s *Store) StripeEventByID(ctx context.Context, id string) (InboxEvent, err
 
 // InboxFilter selects inbox rows for ListStripeEvents.
 type InboxFilter struct {
-	FailedOnly bool      // only rows with failed_at set and not processed
-	Since      time.Time // only rows received at or after; zero for all
-	Limit      int       // at most this many, newest first; 0 means 50
+	FailedOnly    bool      // only failed rows (not processed, not dismissed)
+	UnmatchedOnly bool      // only unmatched rows (not processed, not dismissed)
+	Since         time.Time // only rows received at or after; zero for all
+	Limit         int       // at most this many, newest first; 0 means 50
 }
 
 // ListStripeEvents returns inbox rows matching f, most recently received first.
 func (s *Store) ListStripeEvents(ctx context.Context, f InboxFilter) ([]InboxEvent, error) {
 	q := `SELECT ` + inboxColumns + `
 		FROM stripe_events
-		WHERE ($1 = false OR (failed_at IS NOT NULL AND processed_at IS NULL))
+		WHERE ($1 = false OR (failed_at IS NOT NULL AND processed_at IS NULL AND dismissed_at IS NULL))
+		  AND ($4 = false OR (unmatched_at IS NOT NULL AND processed_at IS NULL AND dismissed_at IS NULL))
 		  AND ($2::timestamptz IS NULL OR received_at >= $2)
 		ORDER BY received_at DESC, id DESC
 		LIMIT $3`
@@ -184,7 +205,7 @@ func (s *Store) ListStripeEvents(ctx context.Context, f InboxFilter) ([]InboxEve
 		since = &t
 	}
 	out := []InboxEvent{}
-	if err := s.DB.SelectContext(ctx, &out, q, f.FailedOnly, since, limit); err != nil {
+	if err := s.DB.SelectContext(ctx, &out, q, f.FailedOnly, since, limit, f.UnmatchedOnly); err != nil {
 		return nil, fmt.Errorf("list stripe events: %w", err)
 	}
 	return out, nil
@@ -197,15 +218,16 @@ type PendingStripeEvent struct {
 	ReceivedAt time.Time `db:"received_at"`
 }
 
-// PendingStripeEvents returns up to limit rows that are neither processed nor
-// failed and were received before receivedBefore, in (received_at, id) order
+// PendingStripeEvents returns up to limit rows that are pending (not
+// processed, failed, unmatched or dismissed) and were received before
+// receivedBefore, in (received_at, id) order
 // strictly after the cursor given by the previous page's last row (pass nil
 // for the first page).
 func (s *Store) PendingStripeEvents(ctx context.Context, receivedBefore time.Time, after *PendingStripeEvent, limit int) ([]PendingStripeEvent, error) {
 	const q = `
 		SELECT id, type, received_at
 		FROM stripe_events
-		WHERE processed_at IS NULL AND failed_at IS NULL
+		WHERE processed_at IS NULL AND failed_at IS NULL AND unmatched_at IS NULL AND dismissed_at IS NULL
 		  AND received_at < $1
 		  AND ($2::timestamptz IS NULL OR (received_at, id) > ($2, $3))
 		ORDER BY received_at, id

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Email delivery statuses, the values of email_deliveries.status.
@@ -183,51 +181,6 @@ func (s *Store) UnsuppressEmail(ctx context.Context, email string) (removed bool
 		return false, fmt.Errorf("unsuppress %s: %w", email, err)
 	}
 	return n > 0, nil
-}
-
-// ResendWebhookEvent is one verified Resend (Svix) webhook delivery.
-type ResendWebhookEvent struct {
-	SvixID  string
-	Type    string
-	Payload []byte
-}
-
-// RecordResendWebhook stores a verified Resend webhook and, in the same
-// transaction, the suppressions it implies. A svix-id already recorded is a
-// duplicate: nothing is written and duplicate is true.
-func (s *Store) RecordResendWebhook(ctx context.Context, e ResendWebhookEvent, suppress []EmailSuppression) (duplicate bool, err error) {
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		const q = `
-			INSERT INTO resend_webhook_events (svix_id, type, payload)
-			VALUES ($1, $2, $3)
-			ON CONFLICT (svix_id) DO NOTHING`
-		res, err := tx.ExecContext(ctx, q, e.SvixID, e.Type, string(e.Payload))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			duplicate = true
-			return nil
-		}
-		const qs = `INSERT INTO email_suppressions (email, reason) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING`
-		for _, sup := range suppress {
-			if _, err := tx.ExecContext(ctx, qs, sup.Email, sup.Reason); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if isInvalidJSON(err) {
-		return false, fmt.Errorf("record resend webhook %s: %w", e.SvixID, ErrInvalidPayload)
-	}
-	if err != nil {
-		return false, fmt.Errorf("record resend webhook %s: %w", e.SvixID, err)
-	}
-	return duplicate, nil
 }
 
 // WelcomeContext is what the welcome email needs to know about an account and

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,14 @@ import (
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 )
+
+// maxSvixIDLength bounds the svix-id header. Svix's message ids are "msg_"
+// and 27 characters; a longer one is not Svix's, and the id is a primary key
+// (an index entry cannot hold hundreds of kilobytes).
+const maxSvixIDLength = 64
+
+// maxLogValue bounds a value from a request in a log line.
+const maxLogValue = 200
 
 // resendEvent is the part of a Resend webhook body the suppression list needs.
 type resendEvent struct {
@@ -30,75 +39,103 @@ type resendEvent struct {
 	} `json:"data"`
 }
 
-// suppressions returns the addresses the event puts on the suppression list:
-// every recipient of a permanent bounce or a complaint, nothing otherwise.
-func (e resendEvent) suppressions() []postgres.EmailSuppression {
-	var reason string
+// record returns what the store records for the event: every recipient,
+// and for a permanent bounce or a complaint the reason to suppress them with.
+func (e resendEvent) record(svixID string, body []byte) postgres.ResendWebhookEvent {
+	rec := postgres.ResendWebhookEvent{
+		SvixID: svixID, Type: e.Type, Payload: body,
+		EmailID: e.Data.EmailID, Recipients: e.Data.To,
+	}
 	switch e.Type {
 	case resend.EventEmailBounced:
-		if e.Data.Bounce == nil || !strings.EqualFold(e.Data.Bounce.Type, "Permanent") {
-			return nil
+		b := e.Data.Bounce
+		if b == nil || !strings.EqualFold(b.Type, "Permanent") {
+			return rec
 		}
-		reason = "bounce: Permanent"
-		if st := e.Data.Bounce.SubType; st != "" {
-			reason += "/" + st
+		rec.Reason = "bounce: Permanent"
+		if b.SubType != "" {
+			rec.Reason += "/" + shorten(b.SubType, 40)
 		}
-		if m := e.Data.Bounce.Message; m != "" {
-			reason += ": " + m
+		if b.Message != "" {
+			rec.Reason += ": " + shorten(b.Message, 300)
 		}
 	case resend.EventEmailComplained:
-		reason = "complaint"
+		rec.Reason = "complaint"
 	default:
-		return nil
+		return rec
 	}
+	rec.Suppress = true
 	if e.Data.EmailID != "" {
-		reason += " (resend email " + e.Data.EmailID + ")"
+		rec.Reason += " (resend email " + shorten(e.Data.EmailID, 64) + ")"
 	}
-	var out []postgres.EmailSuppression
-	for _, to := range e.Data.To {
-		if to = strings.TrimSpace(to); to != "" {
-			out = append(out, postgres.EmailSuppression{Email: to, Reason: reason})
-		}
-	}
-	return out
+	return rec
 }
 
 // resendWebhook serves POST /webhooks/resend/.
 type resendWebhook struct {
 	store  *postgres.Store
 	secret string
-	verify resend.WebhooksSvc
-	log    *slog.Logger
+	// secretErr says why secret cannot verify anything (empty, or not
+	// "whsec_" and base64): every delivery is answered 503 until it is fixed.
+	secretErr error
+	verify    resend.WebhooksSvc
+	log       *slog.Logger
 }
 
-// NewResendWebhook returns the handler of POST /webhooks/resend/: it verifies
+// NewResendWebhook returns the handler of POST /webhooks/resend/. It verifies
 // Resend's Svix signature (svix-id, svix-timestamp, svix-signature headers)
 // with secret (RESEND_WEBHOOK_SECRET, "whsec_..."; timestamps older or newer
-// than five minutes are refused), records each email.bounced and
-// email.complained delivery once by svix-id in resend_webhook_events, and in
-// the same transaction adds the recipients of permanent bounces and
-// complaints to email_suppressions. Other event types are acknowledged and
-// dropped. Answers: 200 {"received":true,"duplicate":bool,"suppressed":n};
-// 400 for a missing or bad signature or a body that is not an event; 405;
-// 413 over 1 MiB; 503 when no secret is configured or PostgreSQL fails (Svix
-// retries).
+// than five minutes are refused) and records each email.bounced and
+// email.complained delivery once by svix-id, with every recipient it names,
+// in one statement (postgres.Store.RecordResendWebhook). Only the addresses
+// CleanTrack sent that email to (found by Resend's email id) go on the
+// suppression list, for a permanent bounce or a complaint. Other event types
+// are acknowledged and dropped.
+//
+// Answers: 200 {"received":true,"duplicate":bool,"suppressed":n,
+// "recipients":n[,"note":"..."]}. A request that can never succeed gets a 4xx
+// and, when Svix would retry it, the header "webhook-delivery: abort-message"
+// that stops Svix's retries: a missing header, a svix-id longer than 64
+// characters, a svix-timestamp that is not a number, a signed body that is
+// not an event or that PostgreSQL cannot store (400), a body over 1 MiB (413),
+// not a POST (405). A bad signature or a timestamp out of tolerance is 400
+// without it: a wrong secret or clock on this side would otherwise lose real
+// deliveries. 503 (Svix retries) when the secret is missing or undecodable or
+// PostgreSQL fails.
 func NewResendWebhook(store *postgres.Store, secret string, log *slog.Logger) http.Handler {
-	return &resendWebhook{store: store, secret: secret, verify: resend.NewClient("").Webhooks, log: log}
+	h := &resendWebhook{store: store, secret: secret, verify: resend.NewClient("").Webhooks, log: log}
+	if secret == "" {
+		h.secretErr = errors.New("RESEND_WEBHOOK_SECRET is not configured")
+	} else if _, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_")); err != nil {
+		h.secretErr = errors.New("RESEND_WEBHOOK_SECRET is not whsec_ followed by base64")
+	}
+	return h
 }
 
 func (h *resendWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	answer(w, r, h.log, "resend", "svix_id", h.intake(r), time.Since(start))
+	res, permanent := h.intake(r)
+	if permanent {
+		w.Header().Set("webhook-delivery", "abort-message")
+	}
+	// Values from the request reach the log and metrics cut short.
+	res.eventID, res.eventType = shorten(res.eventID, maxLogValue), shorten(res.eventType, maxLogValue)
+	if res.err != nil {
+		res.err = errors.New(shorten(res.err.Error(), 4*maxLogValue))
+	}
+	answer(w, r, h.log, "resend", "svix_id", res, time.Since(start))
 }
 
-func (h *resendWebhook) intake(r *http.Request) intakeResult {
+// intake handles one delivery; permanent is true when the answer is a 4xx
+// that no retry of the same message can change.
+func (h *resendWebhook) intake(r *http.Request) (res intakeResult, permanent bool) {
 	if r.Method != http.MethodPost {
-		return rejected(http.StatusMethodNotAllowed, "method not allowed: use POST")
+		return rejected(http.StatusMethodNotAllowed, "method not allowed: use POST"), false
 	}
-	if h.secret == "" {
+	if h.secretErr != nil {
 		return intakeResult{status: http.StatusServiceUnavailable, outcome: metrics.OutcomeUnavailable,
-			body: map[string]string{"error": "RESEND_WEBHOOK_SECRET is not configured"},
-			err:  errors.New("RESEND_WEBHOOK_SECRET is not configured; cannot verify resend webhooks")}
+			body: map[string]string{"error": h.secretErr.Error()},
+			err:  fmt.Errorf("%w; cannot verify resend webhooks", h.secretErr)}, false
 	}
 	headers := resend.WebhookHeaders{
 		Id:        r.Header.Get("svix-id"),
@@ -106,49 +143,84 @@ func (h *resendWebhook) intake(r *http.Request) intakeResult {
 		Signature: r.Header.Get("svix-signature"),
 	}
 	if headers.Id == "" || headers.Timestamp == "" || headers.Signature == "" {
-		return rejected(http.StatusBadRequest, "missing svix-id, svix-timestamp or svix-signature header")
+		return rejected(http.StatusBadRequest, "missing svix-id, svix-timestamp or svix-signature header"), true
+	}
+	if len(headers.Id) > maxSvixIDLength {
+		res := rejected(http.StatusBadRequest, fmt.Sprintf("svix-id is longer than %d characters, which no Svix message id is", maxSvixIDLength))
+		res.eventID = headers.Id
+		return res, true
+	}
+	if !isUnixTime(headers.Timestamp) {
+		res := rejected(http.StatusBadRequest, "svix-timestamp is not a Unix time in seconds")
+		res.eventID = headers.Id
+		return res, true
 	}
 	body, refused := readBody(r)
 	if refused != nil {
-		return *refused
+		return *refused, refused.status == http.StatusRequestEntityTooLarge
 	}
 	if err := h.verify.Verify(&resend.VerifyWebhookOptions{Payload: string(body), Headers: headers, WebhookSecret: h.secret}); err != nil {
 		res := rejected(http.StatusBadRequest, "invalid signature")
 		res.eventID, res.err = headers.Id, fmt.Errorf("verify: %w", err)
-		return res
+		return res, false
 	}
 	var ev resendEvent
 	if err := json.Unmarshal(body, &ev); err != nil || ev.Type == "" {
 		res := rejected(http.StatusBadRequest, "signed body is not a Resend event: invalid JSON or no type")
 		res.eventID = headers.Id
-		return res
+		return res, true
 	}
-	res := intakeResult{eventID: headers.Id, eventType: ev.Type}
+	res = intakeResult{eventID: headers.Id, eventType: ev.Type}
 	if ev.Type != resend.EventEmailBounced && ev.Type != resend.EventEmailComplained {
 		res.status, res.outcome = http.StatusOK, metrics.OutcomeIgnored
 		res.body = map[string]any{"received": true, "ignored": true}
-		return res
+		return res, false
 	}
 
-	sups := ev.suppressions()
 	ctx, cancel := context.WithTimeout(r.Context(), recordTimeout)
 	defer cancel()
-	dup, err := h.store.RecordResendWebhook(ctx, postgres.ResendWebhookEvent{SvixID: headers.Id, Type: ev.Type, Payload: body}, sups)
+	rec, err := h.store.RecordResendWebhook(ctx, ev.record(headers.Id, body))
 	if errors.Is(err, postgres.ErrInvalidPayload) {
 		res.status, res.outcome, res.err = http.StatusBadRequest, metrics.OutcomeRejected, err
 		res.body = map[string]string{"error": "event body is JSON that cannot be stored"}
-		return res
+		return res, true
 	}
 	if err != nil {
 		res.status, res.outcome, res.err = http.StatusServiceUnavailable, metrics.OutcomeUnavailable, err
 		res.body = map[string]string{"error": "could not record the event; retry later"}
-		return res
+		return res, false
 	}
 	res.status, res.outcome = http.StatusOK, metrics.OutcomeAccepted
-	if dup {
+	if rec.Duplicate {
 		res.outcome = metrics.OutcomeDuplicate
-		sups = nil
 	}
-	res.body = map[string]any{"received": true, "duplicate": dup, "suppressed": len(sups)}
-	return res
+	out := map[string]any{"received": true, "duplicate": rec.Duplicate, "suppressed": rec.Suppressed, "recipients": rec.Recipients}
+	if rec.Note != "" {
+		out["note"] = rec.Note
+	}
+	res.body = out
+	return res, false
+}
+
+// isUnixTime reports whether v is a plausible Unix time in seconds: digits
+// only, at most 12 of them.
+func isUnixTime(v string) bool {
+	if v == "" || len(v) > 12 {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// shorten cuts a value from a request to at most max bytes (at a rune
+// boundary) for a log line or a stored reason, saying how long it was.
+func shorten(v string, max int) string {
+	if len(v) <= max {
+		return v
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:max], ""), len(v))
 }
