@@ -32,6 +32,21 @@ var StripeEventTypes = []string{
 	EventInvoicePaymentFailed,
 }
 
+// ThinEventPrefix starts the type of a thin event about a v1 resource:
+// "v1.customer.subscription.updated" is the thin twin of
+// customer.subscription.updated.
+const ThinEventPrefix = "v1."
+
+// StripeThinEventTypes lists the thin event types the worker applies: "v1."
+// and each of StripeEventTypes. The worker fetches the object each names.
+var StripeThinEventTypes = func() []string {
+	out := make([]string, len(StripeEventTypes))
+	for i, t := range StripeEventTypes {
+		out[i] = ThinEventPrefix + t
+	}
+	return out
+}()
+
 // StripeEventRetention keeps a processed event's TaskID taken for longer than
 // Stripe's 3-day retry window, so a late redelivery is not enqueued again.
 const StripeEventRetention = 4 * 24 * time.Hour

@@ -51,6 +51,8 @@ var Types = map[string]Settings{
 	TypeOverdueScan:          overdueScanSettings,
 	TypeWeeklySummary:        weeklySummarySettings,
 	TypeWeeklySummaryAccount: weeklySummaryAccountSettings,
+	TypeStripeSync:           stripeSyncSettings,
+	TypeStripeReconcile:      stripeReconcileSettings,
 }
 
 // Payload decodes t's JSON payload into a T. A payload that does not decode

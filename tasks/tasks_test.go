@@ -60,6 +60,12 @@ func TestConstructorsAttachTheirOptions(t *testing.T) {
 		{"weekly summary account", func() (*asynq.Task, error) {
 			return tasks.NewWeeklySummaryAccount(tasks.WeeklySummaryAccountPayload{AccountID: 7, Week: "2026-W47"})
 		}, tasks.TypeWeeklySummaryAccount, "report:weekly_summary_account:7:2026-W47"},
+		{"stripe sync slot", func() (*asynq.Task, error) {
+			return tasks.NewStripeSync(tasks.StripeSyncPayload{Slot: slot})
+		}, tasks.TypeStripeSync, "stripe:sync:2026-11-23T06:00:00Z"},
+		{"stripe reconcile slot", func() (*asynq.Task, error) {
+			return tasks.NewStripeReconcile(tasks.StripeReconcilePayload{Slot: slot})
+		}, tasks.TypeStripeReconcile, "stripe:reconcile:2026-11-23T06:00:00Z"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			task, err := tc.build()
@@ -93,6 +99,8 @@ func TestTypes(t *testing.T) {
 		tasks.TypeOverdueScan:          tasks.QueueLow,
 		tasks.TypeWeeklySummary:        tasks.QueueLow,
 		tasks.TypeWeeklySummaryAccount: tasks.QueueLow,
+		tasks.TypeStripeSync:           tasks.QueueDefault,
+		tasks.TypeStripeReconcile:      tasks.QueueLow,
 	}, func() map[string]string {
 		m := map[string]string{}
 		for typ, s := range tasks.Types {

@@ -213,7 +213,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"stripe", "trigger", ""}, tasks.StripeEventTypes},
 		{[]string{"stripe", "trigger", "customer.created", "--shape", ""}, []string{"2023", "2025"}},
 		{[]string{"stripe", "trigger", "customer.created", "--status", ""}, []string{"active", "past_due", "unpaid", "incomplete", "canceled"}},
-		{[]string{"stripe", ""}, []string{"check", "dismiss", "events", "replay", "trigger"}},
+		{[]string{"stripe", ""}, []string{"check", "dismiss", "events", "reconcile", "replay", "sync", "trigger"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()

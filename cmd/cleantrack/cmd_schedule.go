@@ -40,6 +40,9 @@ func runSchedule(ctx context.Context, e *env, asJSON bool) error {
 		OverdueScan:   e.cfg.OverdueScanCron,
 		WeeklySummary: e.cfg.WeeklySummaryCron,
 	}
+	if e.cfg.StripeSecretKey != "" { // as cmd/scheduler: they read the Stripe API
+		specs.StripeSync, specs.StripeReconcile = e.cfg.StripeSyncCron, e.cfg.StripeReconcileCron
+	}
 	st, err := scheduler.ReadStatus(ctx, store, scheduler.Entries(specs), e.cfg.SchedulerTimezone, time.Now())
 	if err != nil {
 		return fmt.Errorf("read the schedulers' records: %w (is DATABASE_URL the scheduler's database, and migrated?)", err)

@@ -22,8 +22,9 @@ import (
 )
 
 func newStripeCmd(e *env) *cobra.Command {
-	return group("stripe", "Send signed test events, replay and list recorded events, check the Stripe account",
-		newStripeTriggerCmd(e), newStripeReplayCmd(e), newStripeEventsCmd(e), newStripeDismissCmd(e), newStripeCheckCmd(e))
+	return group("stripe", "Send signed test events, replay, dismiss and list recorded events, catch up and reconcile with Stripe, check the Stripe account",
+		newStripeTriggerCmd(e), newStripeReplayCmd(e), newStripeEventsCmd(e), newStripeDismissCmd(e), newStripeCheckCmd(e),
+		newStripeSyncCmd(e), newStripeReconcileCmd(e))
 }
 
 // stripeTriggerOptions are the flags of "stripe trigger".
@@ -268,6 +269,10 @@ type stripeEventView struct {
 	DismissedAt     *time.Time `json:"dismissed_at"`
 	DismissedBy     string     `json:"dismissed_by"`
 	DismissedReason string     `json:"dismissed_reason"`
+	Source          string     `json:"source"` // webhook, sync or reconcile
+	Kind            string     `json:"kind"`   // snapshot or thin
+	SnapshotEvent   string     `json:"snapshot_event,omitempty"`
+	TwinOf          string     `json:"twin_of,omitempty"`
 }
 
 func newStripeEventView(r postgres.InboxEvent) stripeEventView {
@@ -278,6 +283,7 @@ func newStripeEventView(r postgres.InboxEvent) stripeEventView {
 		Attempts: r.Attempts, LastError: r.LastError, Note: r.Note,
 		UnmatchedAt: utc(r.UnmatchedAt), UnmatchedCustomer: r.UnmatchedCustomer,
 		DismissedAt: utc(r.DismissedAt), DismissedBy: r.DismissedBy, DismissedReason: r.DismissedReason,
+		Source: r.Source, Kind: r.Kind, SnapshotEvent: r.SnapshotEvent, TwinOf: r.TwinOf,
 	}
 }
 
@@ -324,7 +330,7 @@ func runStripeEvents(ctx context.Context, e *env, o stripeEventsOptions) error {
 		fmt.Fprintln(e.stdout, "no Stripe events match")
 		return nil
 	}
-	tw := e.table("ID", "TYPE", "RECEIVED", "STATUS", "ATTEMPTS", "LAST ERROR / NOTE")
+	tw := e.table("ID", "TYPE", "KIND", "SOURCE", "RECEIVED", "STATUS", "ATTEMPTS", "LAST ERROR / NOTE")
 	for _, r := range rows {
 		detail := r.LastError
 		switch r.Status() {
@@ -333,7 +339,7 @@ func runStripeEvents(ctx context.Context, e *env, o stripeEventsOptions) error {
 		case postgres.InboxDismissed:
 			detail = fmt.Sprintf("dismissed by %s: %s", r.DismissedBy, r.DismissedReason)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Type, showTime(&r.ReceivedAt), r.Status(), r.Attempts, dashIfEmpty(foldLine(detail, 100)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Type, r.Kind, r.Source, showTime(&r.ReceivedAt), r.Status(), r.Attempts, dashIfEmpty(foldLine(detail, 100)))
 	}
 	tw.Flush()
 	fmt.Fprintf(e.stdout, "%d events\n", len(rows))

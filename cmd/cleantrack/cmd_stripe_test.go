@@ -285,8 +285,8 @@ func TestStripeEventsListsInbox(t *testing.T) {
 
 	out, _, err = cli(t, f.env, "stripe", "events")
 	require.NoError(t, err)
-	assert.Regexp(t, `ID\s+TYPE\s+RECEIVED\s+STATUS\s+ATTEMPTS\s+LAST ERROR / NOTE`, out)
-	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+\S+ \S+\s+failed\s+1\s+no account has Stripe customer cus_x`, out)
+	assert.Regexp(t, `ID\s+TYPE\s+KIND\s+SOURCE\s+RECEIVED\s+STATUS\s+ATTEMPTS\s+LAST ERROR / NOTE`, out)
+	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+snapshot\s+webhook\s+\S+ \S+\s+failed\s+1\s+no account has Stripe customer cus_x`, out)
 	assert.Contains(t, out, "3 events")
 
 	out, _, err = cli(t, f.env, "stripe", "events", "--since", time.Now().Add(time.Hour).Format(time.RFC3339))

@@ -1,12 +1,7 @@
 package main
 
 import (
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,53 +9,9 @@ import (
 	"github.com/cleantrack/jobs/internal/stripetest"
 )
 
-// stripeMock starts stripe-mock on loopback ports and returns its HTTP base
-// URL. .ci/run installs it (go install github.com/stripe/stripe-mock@v0.203.0).
-func stripeMock(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("stripe-mock")
-	if err != nil {
-		if home, herr := os.UserHomeDir(); herr == nil {
-			if p := filepath.Join(home, "go", "bin", "stripe-mock"); fileExists(p) {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		t.Skip("stripe-mock is not installed: go install github.com/stripe/stripe-mock@v0.203.0 (.ci/run does this)")
-	}
-	httpAddr, httpsAddr := loopbackAddr(t), loopbackAddr(t)
-	cmd := exec.Command(bin, "-http-addr", httpAddr, "-https-addr", httpsAddr)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", httpAddr); err == nil {
-			c.Close()
-			return "http://" + httpAddr
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("stripe-mock did not start")
-	return ""
-}
-
-func loopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
 func TestStripeCheckAgainstStripeMock(t *testing.T) {
 	t.Parallel()
-	base := stripeMock(t)
+	base := stripetest.StartMock(t)
 	out, _, err := cli(t, map[string]string{"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_API_BASE": base}, "stripe", "check")
 	// stripe-mock's only endpoint listens for charge events elsewhere: the key
 	// works, but CleanTrack is not set up there, and the command says so.
@@ -86,8 +37,10 @@ func TestStripeCheckFindsOurEndpoint(t *testing.T) {
 	for _, r := range api.Requests() {
 		calls = append(calls, r.Method+" "+r.Path)
 	}
-	assert.Equal(t, []string{"GET /v1/balance", "GET /v1/webhook_endpoints"}, calls, "stripe check only reads")
+	assert.Equal(t, []string{"GET /v1/events", "GET /v1/webhook_endpoints"}, calls, "stripe check only reads")
+	assert.Equal(t, "1", api.Requests()[0].Query.Get("limit"))
 
 	_, _, err = cli(t, nil, "stripe", "check")
-	assert.ErrorContains(t, err, "STRIPE_SECRET_KEY is not set")
+	assert.ErrorContains(t, err, "STRIPE_SECRET_KEY is not set: thin events cannot be applied")
+	assert.Equal(t, 2, exitCode(err))
 }

@@ -42,6 +42,10 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	client := asynq.NewClient(redisOpt)
 	defer client.Close()
 
+	if cfg.StripeSecretKey == "" {
+		log.Info("stripe sync and reconcile are off: STRIPE_SECRET_KEY is not set",
+			slog.String("stripe_sync_cron", cfg.StripeSyncCron), slog.String("stripe_reconcile_cron", cfg.StripeReconcileCron))
+	}
 	s := &scheduler.Scheduler{
 		Entries:  scheduler.Entries(specs(cfg)),
 		Queue:    client,
@@ -87,11 +91,17 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	return nil
 }
 
-// specs takes the periodic jobs' cron specs from the configuration.
+// specs takes the periodic jobs' cron specs from the configuration. The
+// Stripe catch-up and reconcile read the Stripe API: without
+// STRIPE_SECRET_KEY they are left out.
 func specs(cfg config.Config) scheduler.Specs {
-	return scheduler.Specs{
+	s := scheduler.Specs{
 		InboxRedrive:  cfg.InboxRedriveCron,
 		OverdueScan:   cfg.OverdueScanCron,
 		WeeklySummary: cfg.WeeklySummaryCron,
 	}
+	if cfg.StripeSecretKey != "" {
+		s.StripeSync, s.StripeReconcile = cfg.StripeSyncCron, cfg.StripeReconcileCron
+	}
+	return s
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/stripeapi"
 )
 
 // registerHandlers wires every domain's task handlers into mux.
@@ -26,11 +28,17 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 	}
 	sender.Register(mux)
 	billingNotifier := email.NewNotifier(store, email.NewService(client), cfg.SiteURL)
+	stripeAPI, err := stripeClient(cfg)
+	if err != nil {
+		return err
+	}
 	billing.New(store, billingNotifier, client, log.With(slog.String("domain", "billing")), billing.Options{
 		RedriveMinAge: cfg.InboxRedriveMinAge,
 		// The sweep reads a page of task states in one round trip. The
 		// client lives as long as the process, like the rate limiter's.
-		Tasks: queue.NewTasks(queue.RedisClient(redisOpt)),
+		Tasks:        queue.NewTasks(queue.RedisClient(redisOpt)),
+		Stripe:       stripeAPI,
+		ReconcileFix: cfg.StripeReconcileFix,
 	}).Register(mux)
 	compliance.New(store, email.NewService(client), client, log.With(slog.String("domain", "compliance")),
 		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
@@ -46,4 +54,17 @@ func emailOptions(cfg config.Config) email.Options {
 		OutboxDir:     cfg.EmailOutboxDir,
 		RatePerSecond: cfg.EmailRatePerSecond,
 	}
+}
+
+// stripeClient reads the Stripe API with STRIPE_SECRET_KEY, at
+// STRIPE_API_BASE when set; nil without a key (thin events then wait, with
+// an error naming the variable).
+func stripeClient(cfg config.Config) (*stripeapi.Client, error) {
+	if cfg.StripeSecretKey == "" {
+		return nil, nil
+	}
+	// A thin event's task has a minute: short waits here, and a rate limit
+	// that outlasts them goes back to the queue (see billing's fetch).
+	return stripeapi.New(stripeapi.Config{Key: cfg.StripeSecretKey, BaseURL: cfg.StripeAPIBase,
+		Timeout: 15 * time.Second, MaxRetries: 2, MaxWait: 5 * time.Second})
 }

@@ -10,24 +10,64 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/tasks"
 )
 
-// Event is the envelope of a Stripe event as stored in stripe_events.payload.
-// Data.Object stays raw: decode it with Customer, Subscription or Invoice.
+// Event is the envelope of a Stripe event as stored in stripe_events.payload,
+// snapshot or thin. Data.Object stays raw: decode it with Customer,
+// Subscription or Invoice. A thin event carries no object: the handler
+// fetches the one RelatedObject names into Data.Object and sets FetchedAt.
 type Event struct {
 	ID         string `json:"id"`
-	Type       string `json:"type"`
+	Type       string `json:"type"` // as Stripe sent it: v1.... for a thin event
 	Created    int64  `json:"created"`
 	APIVersion string `json:"api_version"`
 	Livemode   bool   `json:"livemode"`
 	Data       struct {
 		Object json.RawMessage `json:"object"`
 	} `json:"data"`
+
+	// Kind is postgres.KindSnapshot or postgres.KindThin.
+	Kind string `json:"-"`
+	// RelatedObject is the object a thin event is about.
+	RelatedObject RelatedObject `json:"-"`
+	// SnapshotEvent is a thin event's snapshot twin, when it names one.
+	SnapshotEvent string `json:"-"`
+	// FetchedAt is when Data.Object was fetched from the Stripe API (a
+	// thin event, a reconcile): the state as of then. Zero for an object
+	// the event carried.
+	FetchedAt time.Time `json:"-"`
+
+	created time.Time // a thin event's RFC 3339 created, to the millisecond
+}
+
+// RelatedObject is a thin event's related_object.
+type RelatedObject struct {
+	ID   string `json:"id"`
+	Type string `json:"type"` // customer, subscription, invoice ...
+	URL  string `json:"url"`  // the object's API path, /v1/subscriptions/sub_...
 }
 
 // CreatedAt is Stripe's event.created as a time.
-func (e Event) CreatedAt() time.Time { return time.Unix(e.Created, 0).UTC() }
+func (e Event) CreatedAt() time.Time {
+	if !e.created.IsZero() {
+		return e.created.UTC()
+	}
+	return time.Unix(e.Created, 0).UTC()
+}
+
+// SnapshotType is the snapshot type of the event, "v1." removed from a thin
+// event's: the type the inbox row records and the handler applies.
+func (e Event) SnapshotType() string {
+	if e.Kind == postgres.KindThin {
+		return strings.TrimPrefix(e.Type, tasks.ThinEventPrefix)
+	}
+	return e.Type
+}
 
 // ErrMalformed marks an event that can never be applied, however often it is
 // retried: bad JSON, a missing object, a missing required id.
@@ -37,12 +77,27 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// DecodeEvent reads the event envelope. Errors wrap ErrMalformed.
+// thinObject is the "object" of a thin event.
+const thinObject = "v2.core.event"
+
+// DecodeEvent reads the event envelope, snapshot or thin (object
+// "v2.core.event": created in RFC 3339, related_object instead of
+// data.object). Errors wrap ErrMalformed.
 func DecodeEvent(raw []byte) (Event, error) {
+	var head struct {
+		Object json.RawMessage `json:"object"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return Event{}, malformed("event is not valid JSON: %v", err)
+	}
+	if bytes.Equal(bytes.TrimSpace(head.Object), []byte(`"`+thinObject+`"`)) {
+		return decodeThin(raw)
+	}
 	var e Event
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return Event{}, malformed("event is not valid JSON: %v", err)
 	}
+	e.Kind = postgres.KindSnapshot
 	if e.ID == "" || e.Type == "" {
 		return Event{}, malformed("event has no id or type")
 	}
@@ -50,6 +105,34 @@ func DecodeEvent(raw []byte) (Event, error) {
 		return Event{}, malformed("event %s has no data.object", e.ID)
 	}
 	return e, nil
+}
+
+func decodeThin(raw []byte) (Event, error) {
+	var t struct {
+		ID            string        `json:"id"`
+		Type          string        `json:"type"`
+		Created       string        `json:"created"`
+		Livemode      bool          `json:"livemode"`
+		RelatedObject RelatedObject `json:"related_object"`
+		SnapshotEvent string        `json:"snapshot_event"`
+	}
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return Event{}, malformed("thin event is not valid JSON: %v", err)
+	}
+	if t.ID == "" || t.Type == "" {
+		return Event{}, malformed("event has no id or type")
+	}
+	created, err := time.Parse(time.RFC3339Nano, t.Created)
+	if err != nil {
+		return Event{}, malformed("thin event %s: created %q is not an RFC 3339 time", t.ID, t.Created)
+	}
+	if t.RelatedObject.ID == "" || t.RelatedObject.Type == "" {
+		return Event{}, malformed("thin event %s has no related_object with an id and a type", t.ID)
+	}
+	return Event{
+		ID: t.ID, Type: t.Type, Created: created.Unix(), Livemode: t.Livemode,
+		Kind: postgres.KindThin, RelatedObject: t.RelatedObject, SnapshotEvent: t.SnapshotEvent, created: created,
+	}, nil
 }
 
 // ExpandableID is a Stripe reference that arrives either as an id string
@@ -98,6 +181,7 @@ type Subscription struct {
 	ID               string       `json:"id"`
 	Customer         ExpandableID `json:"customer"`
 	Status           string       `json:"status"`
+	Created          int64        `json:"created"`
 	CurrentPeriodEnd int64        `json:"current_period_end"` // 2023-10-16 shape
 	EndedAt          int64        `json:"ended_at"`
 	CanceledAt       int64        `json:"canceled_at"`
@@ -161,6 +245,7 @@ type Invoice struct {
 			Subscription ExpandableID `json:"subscription"`
 		} `json:"subscription_details"`
 	} `json:"parent"` // 2025-03-31+ shape
+	Status             string `json:"status"` // draft, open, paid, uncollectible, void
 	AmountDue          int64  `json:"amount_due"`
 	AmountPaid         int64  `json:"amount_paid"`
 	Currency           string `json:"currency"`

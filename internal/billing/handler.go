@@ -12,6 +12,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/stripeapi"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -73,6 +74,15 @@ type Options struct {
 	// whose customer no account has; after the last one the row is parked
 	// as unmatched. Nil means DefaultUnmatchedRetryDelays.
 	UnmatchedRetryDelays []time.Duration
+	// Stripe reads the Stripe API (STRIPE_SECRET_KEY): the objects thin
+	// events name, the scheduled sync and reconcile. Nil without a key:
+	// thin events are then retried with an error naming the variable.
+	Stripe *stripeapi.Client
+	// ReconcileFix makes the scheduled reconcile apply what it finds
+	// (STRIPE_RECONCILE_FIX); without it, it only reports.
+	ReconcileFix bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Handler runs the billing tasks: stripe:event and stripe:inbox_redrive.
@@ -104,20 +114,36 @@ func New(store *postgres.Store, notifier Notifier, enq queue.Enqueuer, log *slog
 func (h *Handler) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeStripeEvent, h.ProcessStripeEvent)
 	mux.HandleFunc(tasks.TypeInboxRedrive, h.ProcessInboxRedrive)
+	mux.HandleFunc(tasks.TypeStripeSync, h.ProcessStripeSync)
+	mux.HandleFunc(tasks.TypeStripeReconcile, h.ProcessStripeReconcile)
+}
+
+func (h *Handler) now() time.Time {
+	if h.opt.Now != nil {
+		return h.opt.Now()
+	}
+	return time.Now()
 }
 
 // ProcessStripeEvent is the stripe:event handler. It applies the inbox row
 // named by the payload to its account exactly once (see
 // postgres.Store.ApplyBillingEvent), then notifies.
 //
+// A thin event is applied from the object its related_object names, fetched
+// from the Stripe API (see fetch), as the state as of the fetch. Of a
+// snapshot event and the thin event of the same change (snapshot_event),
+// whichever is applied first makes the change; the other is marked
+// processed with a note naming it.
+//
 // Every failed attempt is counted on the row with a sentence naming what is
 // wrong. An event whose customer no account has yet is tried a few times
 // over a few minutes (Options.UnmatchedRetryDelays: the customer.created link
 // may be racing it), then parked as unmatched: the task ends without being
 // archived (asynq.RevokeTask) and the row waits until an account is linked
-// to the customer (see ReleaseUnmatched). A malformed event (asynq.SkipRetry),
-// and any other failure at its last retry, gets failed_at as the task is
-// archived. A dismissed row is not applied.
+// to the customer (see ReleaseUnmatched). A malformed event or an object
+// Stripe does not have (asynq.SkipRetry), and any other failure at its last
+// retry, gets failed_at as the task is archived. A dismissed row is not
+// applied.
 func (h *Handler) ProcessStripeEvent(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.Payload[tasks.StripeEventPayload](t)
 	if err != nil {
@@ -191,7 +217,7 @@ func (h *Handler) unmatched(ctx context.Context, row postgres.InboxEvent, cause 
 // failed records the failed attempt on the inbox row and returns the error
 // for Asynq: SkipRetry for a malformed event, as is otherwise.
 func (h *Handler) failed(ctx context.Context, eventID string, cause error) error {
-	permanent := errors.Is(cause, ErrMalformed)
+	permanent := errors.Is(cause, ErrMalformed) || errors.Is(cause, stripeapi.ErrNotFound)
 	final := permanent || lastAttempt(ctx)
 	// Record even when the task's context is done (shutdown, timeout): the
 	// row is what ops looks at.
@@ -218,24 +244,35 @@ func (h *Handler) apply(ctx context.Context, row postgres.InboxEvent) error {
 	if err != nil {
 		return err
 	}
-	if ev.ID != row.ID || ev.Type != row.Type {
+	if ev.ID != row.ID || ev.SnapshotType() != row.Type {
 		return malformed("payload is event %s (%s), but the row is %s (%s)", ev.ID, ev.Type, row.ID, row.Type)
 	}
 	if row.ProcessedAt != nil {
 		// Done before; only the notification, or the release of the
 		// customer's unmatched events, may have been lost.
-		if ev.Type == tasks.EventCustomerCreated {
-			c, err := ev.DecodeCustomer()
-			if err != nil {
-				return err
+		if ev.SnapshotType() == tasks.EventCustomerCreated {
+			customerID := ev.RelatedObject.ID
+			if ev.Kind != postgres.KindThin {
+				c, err := ev.DecodeCustomer()
+				if err != nil {
+					return err
+				}
+				customerID = c.ID
 			}
-			if _, err := h.ReleaseUnmatched(ctx, c.ID); err != nil {
+			if _, err := h.ReleaseUnmatched(ctx, customerID); err != nil {
 				return err
 			}
 		}
-		return h.renotify(ctx, ev)
+		return h.renotify(ctx, row, ev)
 	}
-	switch ev.Type {
+	if ev.Kind == postgres.KindThin {
+		var settled bool
+		ev, settled, err = h.fetch(ctx, row, ev)
+		if err != nil || settled {
+			return err
+		}
+	}
+	switch ev.SnapshotType() {
 	case tasks.EventCustomerCreated:
 		return h.customerCreated(ctx, ev)
 	case tasks.EventSubscriptionCreated, tasks.EventSubscriptionUpdated:
@@ -317,34 +354,44 @@ func (h *Handler) subscriptionChanged(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	change := postgres.BillingChange{SubscriptionID: &sub.ID, Status: &sub.Status}
-	if end := sub.PeriodEnd(); !end.IsZero() {
-		change.SubscriptionEndDate = &end
+	change, note, err := h.subscriptionChange(ctx, sub, acct)
+	if err != nil {
+		return err
 	}
-	note := ""
-	switch price := sub.PriceID(); price {
-	case "":
-		note = fmt.Sprintf("warning: subscription %s has no price; plan left as %s", sub.ID, acct.Plan)
-	default:
-		plan, err := h.store.PlanByPriceID(ctx, price)
-		switch {
-		case errors.Is(err, postgres.ErrNotFound):
-			note = fmt.Sprintf("warning: price %s of subscription %s matches no plan; plan left as %s", price, sub.ID, acct.Plan)
-		case err != nil:
-			return err
-		default:
-			change.Plan = &plan.Code
-		}
-	}
+	change.AsOf = ev.FetchedAt
 	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, note)
 	if err != nil {
 		return err
 	}
 	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note)
-	if ev.Type == tasks.EventSubscriptionCreated {
+	if ev.SnapshotType() == tasks.EventSubscriptionCreated && res.Outcome != postgres.Twin {
 		return h.notifySubscriptionCreated(ctx, acct.ID, sub)
 	}
 	return nil
+}
+
+// subscriptionChange is what a subscription's state makes of the account:
+// its id, status, period end and the plan its price buys (a note warns when
+// the price matches no plan).
+func (h *Handler) subscriptionChange(ctx context.Context, sub Subscription, acct postgres.Account) (postgres.BillingChange, string, error) {
+	change := postgres.BillingChange{SubscriptionID: &sub.ID, Status: &sub.Status}
+	if end := sub.PeriodEnd(); !end.IsZero() {
+		change.SubscriptionEndDate = &end
+	}
+	switch price := sub.PriceID(); price {
+	case "":
+		return change, fmt.Sprintf("warning: subscription %s has no price; plan left as %s", sub.ID, acct.Plan), nil
+	default:
+		plan, err := h.store.PlanByPriceID(ctx, price)
+		switch {
+		case errors.Is(err, postgres.ErrNotFound):
+			return change, fmt.Sprintf("warning: price %s of subscription %s matches no plan; plan left as %s", price, sub.ID, acct.Plan), nil
+		case err != nil:
+			return change, "", err
+		}
+		change.Plan = &plan.Code
+	}
+	return change, "", nil
 }
 
 func (h *Handler) subscriptionDeleted(ctx context.Context, ev Event) error {
@@ -361,7 +408,7 @@ func (h *Handler) subscriptionDeleted(ctx context.Context, ev Event) error {
 		ended = ev.CreatedAt()
 	}
 	canceled := StatusCanceled
-	change := postgres.BillingChange{Status: &canceled, SubscriptionEndDate: &ended, OnlySubscription: sub.ID}
+	change := postgres.BillingChange{Status: &canceled, SubscriptionEndDate: &ended, OnlySubscription: sub.ID, AsOf: ev.FetchedAt}
 	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
 	if err != nil {
 		return err
@@ -388,6 +435,7 @@ func (h *Handler) paymentSucceeded(ctx context.Context, ev Event) error {
 		Status:      &active,
 		StatusFrom:  []string{StatusPastDue, StatusUnpaid, StatusIncomplete},
 		LastPayment: &postgres.Payment{At: paidAt, Amount: in.AmountPaid, Currency: in.Currency},
+		AsOf:        ev.FetchedAt,
 	}
 	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
 	if err != nil {
@@ -417,22 +465,42 @@ func (h *Handler) paymentFailed(ctx context.Context, ev Event) error {
 			NextAttemptAt:    in.NextAttempt(),
 			HostedInvoiceURL: in.HostedInvoiceURL,
 		},
+		AsOf: ev.FetchedAt,
 	}
-	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, "")
+	note := ""
+	if !ev.FetchedAt.IsZero() && in.Status == "paid" {
+		// Fetched after a later attempt succeeded: the failure is history,
+		// and the status it implied is no longer the invoice's state.
+		change.Status = nil
+		note = fmt.Sprintf("invoice %s is paid as fetched at %s; the failed attempt %d is recorded, status left as it is",
+			in.ID, ev.FetchedAt.UTC().Format(time.RFC3339), in.AttemptCount)
+	}
+	res, err := h.store.ApplyBillingEvent(ctx, ev.ID, acct.ID, change, note)
 	if err != nil {
 		return err
 	}
 	h.logOutcome(ctx, ev, acct.ID, res.Outcome.String(), res.Note, slog.String("invoice_id", in.ID), slog.String("subscription_id", in.SubscriptionID()))
+	if res.Outcome == postgres.Twin {
+		return nil
+	}
 	return h.notifyPaymentFailed(ctx, acct.ID, in)
 }
 
 // renotify repeats the notification of an event processed earlier: the
 // enqueue may have failed after the commit, and the notifier deduplicates.
-func (h *Handler) renotify(ctx context.Context, ev Event) error {
-	if h.notifier == nil {
+// A twin processed without effect notifies nothing (its first twin did); a
+// thin event notifies from the object it applied.
+func (h *Handler) renotify(ctx context.Context, row postgres.InboxEvent, ev Event) error {
+	if h.notifier == nil || row.TwinOf != "" {
 		return nil
 	}
-	switch ev.Type {
+	if ev.Kind == postgres.KindThin {
+		if len(row.FetchedObject) == 0 {
+			return nil
+		}
+		ev.Data.Object = row.FetchedObject
+	}
+	switch ev.SnapshotType() {
 	case tasks.EventSubscriptionCreated:
 		sub, err := ev.DecodeSubscription()
 		if err != nil {
@@ -487,6 +555,7 @@ func (h *Handler) logOutcome(ctx context.Context, ev Event, accountID int64, out
 	attrs = append([]slog.Attr{
 		slog.String("event_id", ev.ID),
 		slog.String("event_type", ev.Type),
+		slog.String("kind", ev.Kind),
 		slog.String("api_version", ev.APIVersion),
 		slog.Int64("account_id", accountID),
 		slog.String("outcome", outcome),

@@ -34,6 +34,9 @@ const (
 	DefaultOverdueScanCron  = "*/15 * * * *"
 	DefaultWeeklyCron       = "0 6 * * MON"
 	DefaultRedriveCron      = "* * * * *"
+
+	DefaultStripeSyncCron = "*/30 * * * *"
+	DefaultReconcileCron  = "0 3 * * SUN"
 )
 
 // Config is every setting CleanTrack reads from its environment. The zero value
@@ -68,6 +71,14 @@ type Config struct {
 	// the sweep enqueues it again (the web process enqueues it first).
 	InboxRedriveMinAge time.Duration
 	SchedulerTimezone  *time.Location
+
+	// StripeSyncCron and StripeReconcileCron schedule the catch-up from the
+	// List Events API and the comparison with Stripe's subscriptions; both
+	// run only with StripeSecretKey. StripeReconcileFix lets the scheduled
+	// reconcile apply what it finds (the worker reads it).
+	StripeSyncCron      string
+	StripeReconcileCron string
+	StripeReconcileFix  bool
 
 	AdminAddr            string
 	AdminUser            string
@@ -110,6 +121,10 @@ func Load(getenv func(string) string) (Config, error) {
 		InboxRedriveCron:   p.cron("INBOX_REDRIVE_CRON", DefaultRedriveCron),
 		InboxRedriveMinAge: p.duration("INBOX_REDRIVE_MIN_AGE", time.Minute, time.Second),
 		SchedulerTimezone:  p.location("SCHEDULER_TIMEZONE", "UTC"),
+
+		StripeSyncCron:      p.cron("STRIPE_SYNC_CRON", DefaultStripeSyncCron),
+		StripeReconcileCron: p.cron("STRIPE_RECONCILE_CRON", DefaultReconcileCron),
+		StripeReconcileFix:  p.boolean("STRIPE_RECONCILE_FIX", false),
 
 		AdminAddr:            p.addr("ADMIN_ADDR", DefaultAdminAddr),
 		AdminUser:            p.str("ADMIN_USER", ""),

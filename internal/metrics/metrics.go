@@ -21,8 +21,10 @@ const (
 )
 
 var (
-	// WebhooksReceived counts webhook requests by event type ("unknown" when
-	// the body could not be verified or read) and outcome.
+	// WebhooksReceived counts webhook requests by event type and outcome.
+	// The type is one the provider's intake handles, "other" for any other
+	// verified type, or "unknown" when no type could be read: senders cannot
+	// create series.
 	WebhooksReceived = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cleantrack_webhooks_received_total",
 		Help: "Webhook requests by provider, event type and outcome (accepted, duplicate, ignored, rejected, unavailable).",
@@ -42,6 +44,20 @@ var (
 		Help: "Email send attempts by template and outcome (sent, outbox, failed, suppressed, rate_limited, retried).",
 	}, []string{"template", "outcome"})
 
+	// StripeSyncEvents counts what the catch-up from the List Events API did
+	// with each listed event: listed, already_in_inbox, recorded, refused.
+	StripeSyncEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cleantrack_stripe_sync_events_total",
+		Help: "Events the Stripe catch-up listed, by outcome (listed, already_in_inbox, recorded, refused).",
+	}, []string{"outcome"})
+
+	// BillingDriftAccounts is how many accounts disagreed with Stripe after
+	// the last scheduled reconcile (after its fixes, when it fixes).
+	BillingDriftAccounts = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cleantrack_billing_drift_accounts",
+		Help: "Accounts whose billing state differs from their subscription at Stripe, as the last scheduled reconcile left them.",
+	})
+
 	// SchedulerEnqueues counts scheduler firings by entry and outcome
 	// (enqueued, already_enqueued, error).
 	SchedulerEnqueues = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -55,5 +71,6 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		WebhooksReceived, WebhookDuration, EmailsTotal, SchedulerEnqueues,
+		StripeSyncEvents, BillingDriftAccounts,
 	)
 }

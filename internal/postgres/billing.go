@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -128,6 +130,27 @@ type InboxEvent struct {
 	DismissedAt     *time.Time `db:"dismissed_at" json:"dismissed_at"`
 	DismissedBy     string     `db:"dismissed_by" json:"dismissed_by"`
 	DismissedReason string     `db:"dismissed_reason" json:"dismissed_reason"`
+	Source          string     `db:"source" json:"source"` // SourceWebhook, SourceSync or SourceReconcile
+	Kind            string     `db:"kind" json:"kind"`     // KindSnapshot or KindThin
+	// SnapshotEvent is a thin event's snapshot twin, when it names one.
+	SnapshotEvent string `db:"snapshot_event" json:"snapshot_event,omitempty"`
+	// TwinOf is the twin applied first, on a row marked processed without
+	// effect because of it.
+	TwinOf string `db:"twin_of" json:"twin_of,omitempty"`
+	// FetchedObject is the object a thin event or a reconcile applied, as
+	// fetched at FetchedAt.
+	FetchedObject []byte     `db:"fetched_object" json:"-"`
+	FetchedAt     *time.Time `db:"fetched_at" json:"fetched_at,omitempty"`
+}
+
+// TwinKey is the id that ties a snapshot event to the thin event of the same
+// change: the snapshot event's id, which the thin event names in
+// snapshot_event. "" for a thin event that names no twin.
+func (e InboxEvent) TwinKey() string {
+	if e.Kind == KindThin {
+		return e.SnapshotEvent
+	}
+	return e.ID
 }
 
 // Inbox event states, as Status reports them.
@@ -166,7 +189,9 @@ const inboxColumns = `
 	COALESCE(note, '') AS note,
 	unmatched_at, COALESCE(unmatched_customer, '') AS unmatched_customer,
 	dismissed_at, COALESCE(dismissed_by, '') AS dismissed_by,
-	COALESCE(dismissed_reason, '') AS dismissed_reason`
+	COALESCE(dismissed_reason, '') AS dismissed_reason, source, kind,
+	COALESCE(snapshot_event, '') AS snapshot_event, COALESCE(twin_of, '') AS twin_of,
+	fetched_object, fetched_at`
 
 // StripeEventByID returns the inbox row with id, or ErrNotFound.
 func (s *Store) StripeEventByID(ctx context.Context, id string) (InboxEvent, error) {
@@ -316,10 +341,14 @@ const (
 	Skipped
 	// AlreadyProcessed: an earlier run processed the event; nothing was done.
 	AlreadyProcessed
+	// Twin: the other event of the same change (the snapshot event and the
+	// thin event naming it) was applied first; the event is marked processed
+	// without effect, with a note and twin_of naming the first.
+	Twin
 )
 
-// String names the outcome for logs: "applied", "stale", "skipped" or
-// "already_processed".
+// String names the outcome for logs: "applied", "stale", "skipped",
+// "already_processed" or "twin".
 func (o Outcome) String() string {
 	switch o {
 	case Applied:
@@ -330,6 +359,8 @@ func (o Outcome) String() string {
 		return "skipped"
 	case AlreadyProcessed:
 		return "already_processed"
+	case Twin:
+		return "twin"
 	}
 	return "unknown"
 }
@@ -373,6 +404,11 @@ type BillingChange struct {
 	// PaymentFailure is recorded once per invoice and attempt, even when the
 	// event is stale.
 	PaymentFailure *InvoicePaymentFailure
+	// AsOf is when the state the change carries was read: zero for a
+	// snapshot event (its created time), the fetch time for an object
+	// fetched from the API (a thin event, a reconcile). A fetched object is
+	// newer than every event created before the fetch.
+	AsOf time.Time
 }
 
 // ApplyResult reports what ApplyBillingEvent did and the account as it is
@@ -388,16 +424,70 @@ type ApplyResult struct {
 // and however concurrently it is called for the same event.
 //
 // The event row and the account row are locked. An event already processed
-// changes nothing (AlreadyProcessed). An event older (Stripe's created) than
-// the newest event applied to the account's billing state changes nothing
-// and is marked processed with a "stale: " note (a PaymentFailure is still
-// recorded: it is history, not state). Otherwise the change is made,
-// accounts.billing_event_at moves to the event's created time, and the event
-// is marked processed with note (empty for none). A failed_at left by an
-// earlier archived attempt is cleared.
+// changes nothing (AlreadyProcessed), nor does one whose twin (the snapshot
+// event and the thin event of the same change) was applied first (Twin). An
+// event older (Stripe's created, or change.AsOf) than the newest state
+// applied to the account's billing state changes nothing and is marked
+// processed with a "stale: " note (a PaymentFailure is still recorded: it is
+// history, not state). Otherwise the change is made,
+// accounts.billing_event_at moves to the event's created time (or AsOf),
+// and the event is marked processed with note (empty for none). A failed_at
+// left by an earlier archived attempt is cleared.
 func (s *Store) ApplyBillingEvent(ctx context.Context, eventID string, accountID int64, change BillingChange, note string) (ApplyResult, error) {
 	var res ApplyResult
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
+		res, err = applyBillingEvent(ctx, tx, eventID, accountID, change, note)
+		return err
+	})
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply stripe event %s to account %d: %w", eventID, accountID, err)
+	}
+	return res, nil
+}
+
+// ApplyReconcile records e, Stripe's state of the account's subscription as
+// fetched at e.CreatedAt, as an inbox row (e.Source is SourceReconcile,
+// fetched_object the subscription) and applies change to the account
+// through the same path as an event (see ApplyBillingEvent), in one
+// transaction: the account's history shows the row and its note, and a
+// crash leaves neither half.
+func (s *Store) ApplyReconcile(ctx context.Context, e StripeEvent, fetched []byte, accountID int64, change BillingChange, note string) (ApplyResult, error) {
+	var res ApplyResult
+	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
+		const q = `
+			INSERT INTO stripe_events (id, type, api_version, livemode, stripe_created_at, payload, source, kind, fetched_object, fetched_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $5)`
+		if _, err := tx.ExecContext(ctx, q, e.ID, e.Type, e.APIVersion, e.Livemode, e.CreatedAt.UTC(), string(e.Payload),
+			cmp.Or(e.Source, SourceReconcile), cmp.Or(e.Kind, KindSnapshot), string(fetched)); err != nil {
+			if isInvalidJSON(err) {
+				return ErrInvalidPayload
+			}
+			return err
+		}
+		change.AsOf = e.CreatedAt
+		res, err = applyBillingEvent(ctx, tx, e.ID, accountID, change, note)
+		return err
+	})
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("reconcile account %d (%s): %w", accountID, e.ID, err)
+	}
+	return res, nil
+}
+
+// AccountsWithStripeCustomer returns every account linked to a Stripe
+// customer, by slug.
+func (s *Store) AccountsWithStripeCustomer(ctx context.Context) ([]Account, error) {
+	q := `SELECT ` + accountColumns + ` FROM accounts WHERE stripe_customer_id IS NOT NULL ORDER BY slug`
+	out := []Account{}
+	if err := s.DB.SelectContext(ctx, &out, q); err != nil {
+		return nil, fmt.Errorf("accounts with a stripe customer: %w", err)
+	}
+	return out, nil
+}
+
+func applyBillingEvent(ctx context.Context, tx *sqlx.Tx, eventID string, accountID int64, change BillingChange, note string) (ApplyResult, error) {
+	var res ApplyResult
+	err := func() error {
 		ev, err := lockInboxEvent(ctx, tx, eventID)
 		if err != nil {
 			return err
@@ -405,6 +495,10 @@ func (s *Store) ApplyBillingEvent(ctx context.Context, eventID string, accountID
 		if ev.ProcessedAt != nil {
 			res = ApplyResult{Outcome: AlreadyProcessed, Note: ev.Note}
 			return nil
+		}
+		if twin, err := settleTwin(ctx, tx, ev); err != nil || twin.Outcome != 0 {
+			res = ApplyResult{Outcome: twin.Outcome, Note: twin.Note}
+			return err
 		}
 		a, err := lockAccount(ctx, tx, accountID)
 		if err != nil {
@@ -419,10 +513,14 @@ func (s *Store) ApplyBillingEvent(ctx context.Context, eventID string, accountID
 			}
 		}
 		res.Account = a
-		if a.BillingEventAt != nil && ev.CreatedAt.Before(*a.BillingEventAt) {
+		asOf, what := ev.CreatedAt, "event created"
+		if !change.AsOf.IsZero() {
+			asOf, what = change.AsOf, "state fetched"
+		}
+		if a.BillingEventAt != nil && asOf.Before(*a.BillingEventAt) {
 			res.Outcome = Stale
-			res.Note = fmt.Sprintf("%sevent created %s is older than the last event applied to account %d (%s); account unchanged",
-				StaleNotePrefix, ev.CreatedAt.UTC().Format(time.RFC3339), a.ID, a.BillingEventAt.UTC().Format(time.RFC3339))
+			res.Note = fmt.Sprintf("%s%s %s is older than the last event applied to account %d (%s); account unchanged",
+				StaleNotePrefix, what, asOf.UTC().Format(time.RFC3339), a.ID, a.BillingEventAt.UTC().Format(time.RFC3339))
 			return markProcessed(ctx, tx, eventID, res.Note)
 		}
 		if change.OnlySubscription != "" && a.StripeSubscriptionID != "" && a.StripeSubscriptionID != change.OnlySubscription {
@@ -431,20 +529,17 @@ func (s *Store) ApplyBillingEvent(ctx context.Context, eventID string, accountID
 				change.OnlySubscription, a.ID, a.StripeSubscriptionID)
 			return markProcessed(ctx, tx, eventID, res.Note)
 		}
-		applyChange(&a, change, ev.CreatedAt)
+		applyChange(&a, change, asOf)
 		if err := updateBillingState(ctx, tx, a); err != nil {
 			return err
 		}
 		res = ApplyResult{Outcome: Applied, Note: note, Account: a}
 		return markProcessed(ctx, tx, eventID, note)
-	})
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("apply stripe event %s to account %d: %w", eventID, accountID, err)
-	}
-	return res, nil
+	}()
+	return res, err
 }
 
-func applyChange(a *Account, c BillingChange, eventCreated time.Time) {
+func applyChange(a *Account, c BillingChange, asOf time.Time) {
 	if c.SubscriptionID != nil {
 		a.StripeSubscriptionID = *c.SubscriptionID
 	}
@@ -462,13 +557,12 @@ func applyChange(a *Account, c BillingChange, eventCreated time.Time) {
 		at, amount := p.At, p.Amount
 		a.LastPaymentAt, a.LastPaymentAmount, a.LastPaymentCurrency = &at, &amount, p.Currency
 	}
-	created := eventCreated
-	a.BillingEventAt = &created
+	a.BillingEventAt = &asOf
 }
 
 // LinkResult reports what LinkStripeCustomer did.
 type LinkResult struct {
-	Outcome Outcome // Applied, Skipped or AlreadyProcessed
+	Outcome Outcome // Applied, Skipped, AlreadyProcessed or Twin
 	Note    string
 }
 
@@ -476,7 +570,8 @@ type LinkResult struct {
 // event eventID (customer.created) and marks the event processed, in one
 // transaction. When the account already has a customer, or another account
 // has this one, nothing changes and the event is marked processed with a note
-// saying why (Skipped).
+// saying why (Skipped). When the event's twin was applied first, nothing
+// changes (Twin).
 func (s *Store) LinkStripeCustomer(ctx context.Context, eventID string, accountID int64, customerID string) (LinkResult, error) {
 	var res LinkResult
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -487,6 +582,10 @@ func (s *Store) LinkStripeCustomer(ctx context.Context, eventID string, accountI
 		if ev.ProcessedAt != nil {
 			res = LinkResult{Outcome: AlreadyProcessed, Note: ev.Note}
 			return nil
+		}
+		if twin, err := settleTwin(ctx, tx, ev); err != nil || twin.Outcome != 0 {
+			res = LinkResult{Outcome: twin.Outcome, Note: twin.Note}
+			return err
 		}
 		a, err := lockAccount(ctx, tx, accountID)
 		if err != nil {
@@ -551,6 +650,83 @@ func (s *Store) InvoicePaymentFailureByKey(ctx context.Context, invoiceID string
 		return InvoicePaymentFailure{}, fmt.Errorf("payment failure of invoice %s attempt %d: %w", invoiceID, attemptCount, notFound(err))
 	}
 	return f, nil
+}
+
+// TwinResult reports what SettleTwin did.
+type TwinResult struct {
+	Outcome Outcome // Twin, AlreadyProcessed, or 0 when the event is still to apply
+	TwinOf  string  // the twin applied first
+	Note    string
+}
+
+// SettleTwin marks the inbox event processed without effect when its twin
+// (the snapshot event and the thin event of the same change) has already
+// been applied, with twin_of and a note naming it (Twin). It changes nothing
+// for an event already processed (AlreadyProcessed) or still to apply
+// (Outcome 0). The worker asks before fetching a thin event's object; the
+// apply methods ask again under the same lock, so two twins applied at once
+// still make one change.
+func (s *Store) SettleTwin(ctx context.Context, eventID string) (TwinResult, error) {
+	var res TwinResult
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		ev, err := lockInboxEvent(ctx, tx, eventID)
+		if err != nil {
+			return err
+		}
+		if ev.ProcessedAt != nil {
+			res = TwinResult{Outcome: AlreadyProcessed, TwinOf: ev.TwinOf, Note: ev.Note}
+			return nil
+		}
+		res, err = settleTwin(ctx, tx, ev)
+		return err
+	})
+	if err != nil {
+		return TwinResult{}, fmt.Errorf("settle twin of stripe event %s: %w", eventID, err)
+	}
+	return res, nil
+}
+
+// settleTwin serialises the twins of one change on a transaction-scoped
+// advisory lock (PgBouncer's transaction mode allows it), then, if the other
+// twin is processed and was not itself a twin, marks ev processed as its
+// twin. The lock is taken after ev's row lock and before any other, and the
+// twin is read by a statement that starts after the lock is held, so it sees
+// a twin committed meanwhile.
+func settleTwin(ctx context.Context, tx *sqlx.Tx, ev InboxEvent) (TwinResult, error) {
+	key := ev.TwinKey()
+	if key == "" {
+		return TwinResult{}, nil
+	}
+	const lock = `SELECT pg_advisory_xact_lock(hashtextextended('stripe_twin:' || $1, 0))`
+	if _, err := tx.ExecContext(ctx, lock, key); err != nil {
+		return TwinResult{}, fmt.Errorf("lock twins of %s: %w", key, err)
+	}
+	const q = `
+		SELECT id, kind FROM stripe_events
+		WHERE id <> $1 AND processed_at IS NOT NULL AND twin_of IS NULL
+		  AND (id = $2 OR snapshot_event = $2)
+		ORDER BY processed_at
+		LIMIT 1`
+	var twin struct {
+		ID   string `db:"id"`
+		Kind string `db:"kind"`
+	}
+	err := tx.GetContext(ctx, &twin, q, ev.ID, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return TwinResult{}, nil
+	}
+	if err != nil {
+		return TwinResult{}, fmt.Errorf("find twin of %s: %w", ev.ID, err)
+	}
+	note := fmt.Sprintf("twin: %s event %s of the same change was applied first; nothing changed", twin.Kind, twin.ID)
+	const mark = `
+		UPDATE stripe_events
+		SET processed_at = now(), attempts = attempts + 1, failed_at = NULL, twin_of = $2, note = $3
+		WHERE id = $1`
+	if _, err := tx.ExecContext(ctx, mark, ev.ID, twin.ID, note); err != nil {
+		return TwinResult{}, fmt.Errorf("mark stripe event %s as twin of %s: %w", ev.ID, twin.ID, err)
+	}
+	return TwinResult{Outcome: Twin, TwinOf: twin.ID, Note: note}, nil
 }
 
 func lockInboxEvent(ctx context.Context, tx *sqlx.Tx, id string) (InboxEvent, error) {

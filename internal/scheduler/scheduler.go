@@ -87,12 +87,16 @@ type Specs struct {
 	InboxRedrive  string // INBOX_REDRIVE_CRON
 	OverdueScan   string // OVERDUE_SCAN_CRON
 	WeeklySummary string // WEEKLY_SUMMARY_CRON
+	// StripeSync and StripeReconcile need the Stripe API: empty (no
+	// STRIPE_SECRET_KEY) leaves their entries out.
+	StripeSync      string // STRIPE_SYNC_CRON
+	StripeReconcile string // STRIPE_RECONCILE_CRON
 }
 
 // Entries lists CleanTrack's periodic jobs with their specs. Parse (or
 // Start) validates the specs.
 func Entries(specs Specs) []Entry {
-	return []Entry{
+	entries := []Entry{
 		{Name: "inbox-redrive", Env: "INBOX_REDRIVE_CRON", Spec: specs.InboxRedrive, Task: func(slot time.Time) (*asynq.Task, error) {
 			return tasks.NewInboxRedrive(tasks.InboxRedrivePayload{Slot: slot})
 		}},
@@ -103,6 +107,17 @@ func Entries(specs Specs) []Entry {
 			return tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Slot: slot})
 		}},
 	}
+	if specs.StripeSync != "" {
+		entries = append(entries, Entry{Name: "stripe-sync", Env: "STRIPE_SYNC_CRON", Spec: specs.StripeSync, Task: func(slot time.Time) (*asynq.Task, error) {
+			return tasks.NewStripeSync(tasks.StripeSyncPayload{Slot: slot})
+		}})
+	}
+	if specs.StripeReconcile != "" {
+		entries = append(entries, Entry{Name: "stripe-reconcile", Env: "STRIPE_RECONCILE_CRON", Spec: specs.StripeReconcile, Task: func(slot time.Time) (*asynq.Task, error) {
+			return tasks.NewStripeReconcile(tasks.StripeReconcilePayload{Slot: slot})
+		}})
+	}
+	return entries
 }
 
 // Scheduler fires Entries on their specs in Location. Start it once; Stop

@@ -74,3 +74,38 @@ func TestSignVerifiesWithStripe(t *testing.T) {
 	_, err = webhook.ConstructEventWithOptions(raw, stripetest.Sign(raw, "whsec_a", time.Now().Add(-time.Hour)), "whsec_a", webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
 	assert.Error(t, err, "an hour-old signature is outside the tolerance")
 }
+
+func TestBuildThinEvent(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2026, 11, 30, 10, 0, 0, 5e8, time.UTC)
+	raw, err := stripetest.BuildThinEvent(stripetest.ThinEventOptions{Type: "invoice.payment_failed", Created: created, SnapshotEvent: "evt_snap"})
+	require.NoError(t, err)
+	var ev struct {
+		ID            string `json:"id"`
+		Object        string `json:"object"`
+		Type          string `json:"type"`
+		Created       string `json:"created"`
+		SnapshotEvent string `json:"snapshot_event"`
+		Related       struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+			URL  string `json:"url"`
+		} `json:"related_object"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &ev))
+	assert.Regexp(t, `^evt_test_`, ev.ID)
+	assert.Equal(t, "v2.core.event", ev.Object)
+	assert.Equal(t, "v1.invoice.payment_failed", ev.Type)
+	assert.Equal(t, "2026-11-30T10:00:00.500Z", ev.Created)
+	assert.Equal(t, "evt_snap", ev.SnapshotEvent)
+	assert.Regexp(t, `^in_`, ev.Related.ID)
+	assert.Equal(t, "invoice", ev.Related.Type)
+	assert.Equal(t, "/v1/invoices/"+ev.Related.ID, ev.Related.URL)
+
+	// Signed as Stripe signs snapshot events.
+	header := stripetest.Sign(raw, "whsec_a", time.Now())
+	assert.NoError(t, webhook.ValidatePayload(raw, header, "whsec_a"))
+
+	_, err = stripetest.BuildThinEvent(stripetest.ThinEventOptions{Type: "v1.charge.refunded"})
+	assert.ErrorContains(t, err, "unsupported type")
+}

@@ -68,6 +68,11 @@ func FuzzStripeWebhook(f *testing.F) {
 		{`{"id":"evt_8","type":"customer.created","created":1}`, "garbage", fuzzHeaderAsGiven},
 		{`{"id":"evt_9","type":"customer.created","created":1}`, "", fuzzWrongSecret},
 		{`{"id":"evt_10","type":"customer.created","created":1}`, "", fuzzTooOld},
+		{`{"id":"evt_test_11","object":"v2.core.event","type":"v1.customer.subscription.updated","created":"2026-11-30T10:00:00.000Z","related_object":{"id":"sub_1","type":"subscription","url":"/v1/subscriptions/sub_1"},"snapshot_event":"evt_1"}`, "", fuzzSigned},
+		{`{"id":"evt_test_12","object":"v2.core.event","type":"v1.invoice.payment_failed","created":1700000000}`, "", fuzzSigned},
+		{`{"id":"evt_test_13","object":"v2.core.event","type":"v2.core.account.updated","created":"0000-01-01T00:00:00Z"}`, "", fuzzSigned},
+		{`{"id":"evt_14","object":"charge","type":"customer.created","created":1,"data":{}}`, "", fuzzSigned},
+		{`{"id":"evt_15","type":"customer.created","created":1}`, "t=1,t=2,v1=00", fuzzHeaderAsGiven},
 	} {
 		f.Add([]byte(seed.body), seed.header, seed.mode)
 	}

@@ -22,9 +22,6 @@ import (
 // (an index entry cannot hold hundreds of kilobytes).
 const maxSvixIDLength = 64
 
-// maxLogValue bounds a value from a request in a log line.
-const maxLogValue = 200
-
 // resendEvent is the part of a Resend webhook body the suppression list needs.
 type resendEvent struct {
 	Type string `json:"type"`
@@ -214,13 +211,4 @@ func isUnixTime(v string) bool {
 		}
 	}
 	return true
-}
-
-// shorten cuts a value from a request to at most max bytes (at a rune
-// boundary) for a log line or a stored reason, saying how long it was.
-func shorten(v string, max int) string {
-	if len(v) <= max {
-		return v
-	}
-	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:max], ""), len(v))
 }

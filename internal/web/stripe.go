@@ -1,57 +1,85 @@
 package web
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/webhook"
+	"github.com/resend/resend-go/v2"
 
+	"github.com/cleantrack/jobs/internal/inbox"
 	"github.com/cleantrack/jobs/internal/metrics"
-	"github.com/cleantrack/jobs/internal/postgres"
-	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
 )
 
 // MaxWebhookBody is the largest webhook body read; Stripe's are far smaller.
 const MaxWebhookBody = 1 << 20
 
-// Time limits for the two writes behind a 200: Stripe waits for the answer,
-// and a stalled dependency must turn into a 503, not a hung request.
-const (
-	recordTimeout  = 3 * time.Second
-	enqueueTimeout = 2 * time.Second
-)
+// recordTimeout bounds a webhook's write to PostgreSQL: the webhook's
+// provider waits for the answer, and a stalled database must turn into a
+// 503, not a hung request.
+const recordTimeout = inbox.DefaultRecordTimeout
 
-// stripeWebhook verifies, records and enqueues one Stripe event of a type the
-// worker applies (tasks.StripeEventTypes); others are acknowledged and dropped, so
-// Stripe stops retrying them.
+// stripeWebhook verifies, records and enqueues one Stripe event, snapshot or
+// thin, through the shared intake (internal/inbox), for the types the worker
+// applies (tasks.StripeEventTypes and tasks.StripeThinEventTypes); others
+// are acknowledged and dropped, so Stripe stops retrying them.
 func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	answer(w, r, s.Log, "stripe", "event_id", s.intake(r), time.Since(start))
+	answer(w, r, s.Log, "stripe", "event_id", s.stripeIntake(r), time.Since(start))
+}
+
+// webhookTypes are the event types each provider's intake handles: the only
+// values the "type" label of cleantrack_webhooks_received_total takes,
+// besides "other" (a verified type not handled) and "unknown" (no type read).
+var webhookTypes = map[string][]string{
+	"stripe": slices.Concat(tasks.StripeEventTypes, tasks.StripeThinEventTypes),
+	"resend": {resend.EventEmailBounced, resend.EventEmailComplained},
+}
+
+// typeLabel bounds the label values: a sender choosing the type cannot
+// create series.
+func typeLabel(provider, typ string) string {
+	switch {
+	case typ == "":
+		return "unknown"
+	case slices.Contains(webhookTypes[provider], typ):
+		return typ
+	}
+	return "other"
+}
+
+// maxLogValue bounds a value from the request in a log line.
+const maxLogValue = 200
+
+// clipLog shortens a value from the request for the log, saying how long it
+// was, so a hostile id or type cannot fill the logs.
+func clipLog(s string) string { return shorten(s, maxLogValue) }
+
+// shorten cuts a value from a request to at most max bytes (at a rune
+// boundary) for a log line or a stored reason, saying how long it was.
+func shorten(v string, max int) string {
+	if len(v) <= max {
+		return v
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:max], ""), len(v))
 }
 
 // answer writes an intake result as the response, counts it in the webhook
 // metrics under provider, and logs it as one line, with the delivery's id
-// under idKey.
+// under idKey and, for a refusal, the reason the caller was given.
 func answer(w http.ResponseWriter, r *http.Request, log *slog.Logger, provider, idKey string, res intakeResult, elapsed time.Duration) {
 	if res.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
 	}
 	writeJSON(w, res.status, res.body)
 
-	typ := res.eventType
-	if typ == "" {
-		typ = "unknown"
-	}
-	metrics.WebhooksReceived.WithLabelValues(provider, typ, res.outcome).Inc()
+	metrics.WebhooksReceived.WithLabelValues(provider, typeLabel(provider, res.eventType), res.outcome).Inc()
 	metrics.WebhookDuration.WithLabelValues(provider).Observe(elapsed.Seconds())
 	level := slog.LevelInfo
 	switch res.outcome {
@@ -63,21 +91,24 @@ func answer(w http.ResponseWriter, r *http.Request, log *slog.Logger, provider, 
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{
-		slog.String(idKey, res.eventID),
-		slog.String("event_type", res.eventType),
+		slog.String(idKey, clipLog(res.eventID)),
+		slog.String("event_type", clipLog(res.eventType)),
 		slog.String("outcome", res.outcome),
 		slog.Int("status", res.status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 	}
+	if m, ok := res.body.(map[string]string); ok && m["error"] != "" {
+		attrs = append(attrs, slog.String("reason", clipLog(m["error"])))
+	}
 	if res.err != nil {
-		attrs = append(attrs, slog.String("error", res.err.Error()))
+		attrs = append(attrs, slog.String("error", clipLog(res.err.Error())))
 	}
 	log.LogAttrs(r.Context(), level, provider+" webhook", attrs...)
 }
 
 type intakeResult struct {
 	status    int
-	body      any
+	body      any // map[string]string{"error": reason} for a refusal
 	outcome   string
 	eventID   string
 	eventType string
@@ -103,7 +134,7 @@ func readBody(r *http.Request) ([]byte, *intakeResult) {
 	return body, nil
 }
 
-func (s *Server) intake(r *http.Request) intakeResult {
+func (s *Server) stripeIntake(r *http.Request) intakeResult {
 	if r.Method != http.MethodPost {
 		return rejected(http.StatusMethodNotAllowed, "method not allowed: use POST")
 	}
@@ -115,112 +146,29 @@ func (s *Server) intake(r *http.Request) intakeResult {
 	if refused != nil {
 		return *refused
 	}
-	event, msg := s.verify(body, header)
-	if msg != "" {
-		return rejected(http.StatusBadRequest, msg)
+	in := &inbox.Intake{
+		Store:    s.Store,
+		Queue:    s.Queue,
+		Verifier: inbox.Verifier{Secrets: s.StripeSecrets, Tolerance: s.StripeTolerance, Now: s.Now},
 	}
-	res := intakeResult{eventID: event.ID, eventType: string(event.Type)}
-	if !slices.Contains(tasks.StripeEventTypes, res.eventType) {
+	got := in.Receive(r.Context(), header, body)
+	res := intakeResult{eventID: got.Event.ID, eventType: got.Event.Type, err: got.Err}
+	switch got.Outcome {
+	case inbox.Accepted, inbox.Duplicate:
+		res.status, res.outcome = http.StatusOK, metrics.OutcomeAccepted
+		if got.Outcome == inbox.Duplicate {
+			res.outcome = metrics.OutcomeDuplicate
+		}
+		res.body = map[string]any{"received": true, "duplicate": got.Outcome == inbox.Duplicate}
+	case inbox.Ignored:
 		res.status, res.outcome = http.StatusOK, metrics.OutcomeIgnored
 		res.body = map[string]any{"received": true, "ignored": true}
-		return res
+	case inbox.Unavailable:
+		res.status, res.outcome = http.StatusServiceUnavailable, metrics.OutcomeUnavailable
+		res.body = map[string]string{"error": got.Reason}
+	default:
+		res.status, res.outcome = http.StatusBadRequest, metrics.OutcomeRejected
+		res.body = map[string]string{"error": got.Reason}
 	}
-
-	ctx, cancel := context.WithTimeout(r.Context(), recordTimeout)
-	defer cancel()
-	dup, err := s.Store.InsertStripeEvent(ctx, postgres.StripeEvent{
-		ID:         event.ID,
-		Type:       res.eventType,
-		APIVersion: event.APIVersion,
-		Livemode:   event.Livemode,
-		CreatedAt:  time.Unix(event.Created, 0),
-		Payload:    body,
-	})
-	if errors.Is(err, postgres.ErrInvalidPayload) {
-		res.status, res.outcome, res.err = http.StatusBadRequest, metrics.OutcomeRejected, err
-		res.body = map[string]string{"error": "event body is JSON that cannot be stored"}
-		return res
-	}
-	if err != nil {
-		res.status, res.outcome, res.err = http.StatusServiceUnavailable, metrics.OutcomeUnavailable, err
-		res.body = map[string]string{"error": "could not record the event; retry later"}
-		return res
-	}
-
-	// Enqueue even for a duplicate: the first delivery may have been recorded
-	// while Redis was down. The TaskID keeps a queued event from doubling.
-	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: event.ID, Type: res.eventType})
-	if err == nil {
-		ectx, ecancel := context.WithTimeout(r.Context(), enqueueTimeout)
-		_, _, err = queue.Enqueue(ectx, s.Queue, task)
-		ecancel()
-	}
-	if err != nil {
-		// The row is durable and the inbox sweep will re-drive it, but the
-		// queue is down: a 503 makes Stripe retry, which re-enqueues sooner.
-		res.status, res.outcome, res.err = http.StatusServiceUnavailable, metrics.OutcomeUnavailable, err
-		res.body = map[string]string{"error": "could not queue the event; retry later"}
-		return res
-	}
-	res.status, res.outcome = http.StatusOK, metrics.OutcomeAccepted
-	if dup {
-		res.outcome = metrics.OutcomeDuplicate
-	}
-	res.body = map[string]any{"received": true, "duplicate": dup}
 	return res
-}
-
-// verify checks the signature against every configured secret and the
-// timestamp against the tolerance in both directions (stripe-go accepts any
-// future timestamp). It returns the event, or a short reason for a 400.
-func (s *Server) verify(body []byte, header string) (stripe.Event, string) {
-	ts, ok := signatureTime(header)
-	if !ok {
-		return stripe.Event{}, "malformed Stripe-Signature header"
-	}
-	now := s.now()
-	if ts.After(now.Add(s.StripeTolerance)) {
-		return stripe.Event{}, "signature timestamp is in the future beyond the tolerance"
-	}
-	if now.Sub(ts) > s.StripeTolerance {
-		return stripe.Event{}, "signature timestamp is older than the tolerance"
-	}
-	for _, secret := range s.StripeSecrets {
-		// The tolerance was checked above against our clock, so the library's
-		// own check (against time.Now) is switched off.
-		event, err := webhook.ConstructEventWithOptions(body, header, secret, webhook.ConstructEventOptions{
-			IgnoreTolerance:          true,
-			IgnoreAPIVersionMismatch: true,
-		})
-		switch {
-		case err == nil:
-			if event.ID == "" || event.Type == "" {
-				return stripe.Event{}, "signed body is not a Stripe event: missing id or type"
-			}
-			return event, ""
-		case errors.Is(err, webhook.ErrNoValidSignature):
-			continue
-		case errors.Is(err, webhook.ErrInvalidHeader), errors.Is(err, webhook.ErrNotSigned):
-			return stripe.Event{}, "malformed Stripe-Signature header"
-		default:
-			// The signature matched but the body is not an event.
-			return stripe.Event{}, "signed body is not a Stripe event: invalid JSON"
-		}
-	}
-	return stripe.Event{}, "no valid signature for any configured secret"
-}
-
-// signatureTime reads t= from a Stripe-Signature header.
-func signatureTime(header string) (time.Time, bool) {
-	for _, part := range strings.Split(header, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && k == "t" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n <= 0 {
-				return time.Time{}, false
-			}
-			return time.Unix(n, 0), true
-		}
-	}
-	return time.Time{}, false
 }
