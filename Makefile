@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: build test dev services migrate seed vet lint fmt bench drills fuzz clean
+.PHONY: build test e2e-pgbouncer dev services migrate seed vet lint fmt bench drills chaos fuzz clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -39,6 +39,11 @@ services:
 # eight of redistest's fifteen Redis databases at a time.
 test: services
 	$(GO) test -count=1 -timeout 20m -parallel 4 ./...
+
+# The end-to-end tests once more, every process connecting through a private
+# PgBouncer in pool_mode=transaction (installed with apt-get when missing).
+e2e-pgbouncer: services
+	$(GO) run ./internal/pgbouncertest/cmd/withpgbouncer -- $(GO) test -count=1 -timeout 5m ./internal/e2e/
 
 dev: services build
 	@bash .ci/dev
