@@ -67,6 +67,13 @@ bench: services
 drills: services
 	$(GO) run -tags drills ./internal/drill/cmd/drills $(if $(DRILLS),-only $(DRILLS))
 
+# Chaos: the whole system on Sentinel-backed Redis, PgBouncer and a private
+# PostgreSQL, steady webhook load, a fault every 10-30 s, checks after a
+# drain; ends with "N passed, M failed". CHAOS_DURATION=2m for a short run.
+CHAOS_DURATION ?= 10m
+chaos: services
+	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) run -tags drills ./internal/drill/cmd/chaos
+
 # Short fuzz run of the two webhook handlers (Stripe, Resend) and the payload
 # decoder, about 20 s each on two cores. Execution counts, not durations: Go
 # 1.26 can fail a duration-bounded run with a spurious "context deadline
