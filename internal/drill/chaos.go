@@ -428,6 +428,7 @@ func (ch *chaos) load(ctx context.Context, wg *sync.WaitGroup) {
 // comes once, at the first fault past the middle of the run.
 func (ch *chaos) injectFaults(ctx context.Context) {
 	half := time.Now().Add(ch.o.Duration / 2)
+	var bag []string
 	for {
 		select {
 		case <-ctx.Done():
@@ -437,12 +438,26 @@ func (ch *chaos) injectFaults(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		kind := []string{"kill", "kill", "kill", "redis-failover", "pgbouncer-restart", "postgres-restart"}[ch.intn(6)]
+		// Kinds are drawn from a shuffled bag, so a run of six faults or
+		// more meets each kind at least once.
+		if len(bag) == 0 {
+			bag = []string{"kill", "kill", "kill", "redis-failover", "pgbouncer-restart", "postgres-restart"}
+			for i := len(bag) - 1; i > 0; i-- {
+				j := ch.intn(i + 1)
+				bag[i], bag[j] = bag[j], bag[i]
+			}
+		}
+		kind := bag[0]
 		if !ch.flushed && time.Now().After(half) {
 			kind, ch.flushed = "redis-flushall", true
+		} else {
+			bag = bag[1:]
 		}
 		ch.faults[kind]++
 		start := time.Now()
+		// A fault that began is carried through (the restart of what it
+		// killed) even when the load ends meanwhile.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		var err error
 		var what string
 		switch kind {
@@ -455,24 +470,25 @@ func (ch *chaos) injectFaults(ctx context.Context) {
 			delete(ch.procs, name)
 			ch.procMu.Unlock()
 			p.Kill()
-			err = ch.start(ctx, name)
+			err = ch.start(fctx, name)
 			what = "SIGKILL and restart of " + name
 		case "redis-failover":
 			var took time.Duration
-			took, err = ch.redis.Failover(ctx, 60*time.Second)
+			took, err = ch.redis.Failover(fctx, 60*time.Second)
 			what = fmt.Sprintf("Redis primary SIGKILLed; replica promoted in %s", took.Round(100*time.Millisecond))
 		case "pgbouncer-restart":
 			err = ch.pgb.Restart()
 			what = "PgBouncer killed and started again"
 		case "postgres-restart":
-			err = ch.pg.Restart(ctx)
+			err = ch.pg.Restart(fctx)
 			what = "PostgreSQL restarted (fast: connections cut)"
 		case "redis-flushall":
 			rc := ch.redis.Client()
-			err = rc.FlushAll(ctx).Err()
+			err = rc.FlushAll(fctx).Err()
 			rc.Close()
 			what = "FLUSHALL on the Redis primary"
 		}
+		cancel()
 		if err != nil {
 			ch.logf("fault %s: %s failed: %v", kind, what, err)
 			continue
@@ -657,7 +673,7 @@ func (ch *chaos) verify(ctx context.Context) int {
 	_ = c.SQL.QueryRowContext(ctx, `SELECT COALESCE(max(extract(epoch FROM processed_at - received_at)), 0) FROM stripe_events`).Scan(&longest)
 	st := ch.resend.Statuses()
 	fmt.Fprintln(ch.out, "\nledger")
-	fmt.Fprintf(ch.out, "  webhooks: %d events (%d posts): %d accepted, %d answered 503, %d other failures (refused connections, timeouts)\n",
+	fmt.Fprintf(ch.out, "  webhooks: %d events (%d posts): %d answered 200, %d answered 503, %d other failures (refused connections, timeouts)\n",
 		len(sentIDs), ch.sent.Load(), ch.ok.Load(), ch.s503.Load(), ch.other.Load())
 	fmt.Fprintf(ch.out, "  applied: %d events; %d accounts at their newest state\n", processed(), current())
 	var kinds []string
