@@ -78,7 +78,8 @@ func runSeedDemo(ctx context.Context, e *env) error {
 		state = "created"
 	}
 	fmt.Fprintf(e.stdout, "account %s (id %d, Stripe customer %s) %s\n", postgres.DemoAccountSlug, r.AccountID, postgres.DemoCustomerID, state)
-	fmt.Fprintf(e.stdout, "%d users, %d new pieces of equipment, %d new cleanings\n", r.Users, r.EquipmentCreated, r.CleaningsCreated)
+	fmt.Fprintf(e.stdout, "%s, %s, %s\n", countNoun(r.Users, "user"),
+		countNoun(r.EquipmentCreated, "new piece of equipment", "new pieces of equipment"), countNoun(r.CleaningsCreated, "new cleaning"))
 	fmt.Fprintln(e.stdout, "next: cleantrack enqueue overdue-scan --account demo-hospital")
 	return nil
 }
@@ -153,7 +154,7 @@ func enqueueAndSay(ctx context.Context, e *env, taskType string, enqueue func(qu
 		fmt.Fprintf(e.stdout, "%s is already enqueued\n", taskType)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "enqueued %s as %s in queue %s; a running worker picks it up\n", taskType, id, tasks.QueueLow)
+	fmt.Fprintf(e.stdout, "enqueued %s as %s in queue %s; a running worker picks it up\n", taskType, id, tasks.Types[taskType].Queue)
 	return nil
 }
 
@@ -229,9 +230,9 @@ func printReport(e *env, acc postgres.ReportAccount, v reportView) {
 		v.PeriodStart.In(loc).Format(layout), v.PeriodEnd.In(loc).Format(layout), acc.Timezone)
 	switch {
 	case v.SentAt != nil:
-		fmt.Fprintf(e.stdout, "recorded %s, sent %s\n\n", v.RecordedAt.Format(time.RFC3339), v.SentAt.Format(time.RFC3339))
+		fmt.Fprintf(e.stdout, "recorded %s, sent %s\n\n", rfc3339(*v.RecordedAt), rfc3339(*v.SentAt))
 	case v.Recorded:
-		fmt.Fprintf(e.stdout, "recorded %s, not sent yet\n\n", v.RecordedAt.Format(time.RFC3339))
+		fmt.Fprintf(e.stdout, "recorded %s, not sent yet\n\n", rfc3339(*v.RecordedAt))
 	default:
 		fmt.Fprintf(e.stdout, "not recorded: computed now, nothing sent\n\n")
 	}

@@ -269,7 +269,7 @@ func runEmailDeliveries(ctx context.Context, e *env, status string, limit int) e
 	}
 	tw := e.table("ID", "CREATED", "KEY", "TEMPLATE", "TO", "STATUS", "ATTEMPTS", "LAST ERROR")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.CreatedAt.UTC().Format(time.RFC3339), d.IdempotencyKey,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, rfc3339(d.CreatedAt), d.IdempotencyKey,
 			d.Template, d.ToEmail, d.Status, d.Attempts, emailCell(d.LastError.String, 80))
 	}
 	tw.Flush()

@@ -313,7 +313,7 @@ func runTasksList(e *env, q, state string, limit int, asJSON bool) error {
 		return err
 	}
 	if total > len(views) {
-		fmt.Fprintf(e.stdout, "showing %d of %d %s tasks in %s; --limit %d shows all\n", len(views), total, state, q, total)
+		fmt.Fprintf(e.stdout, "showing %d of %s in %s; --limit %d shows all\n", len(views), countNoun(total, state+" task"), q, total)
 	}
 	return nil
 }
@@ -433,9 +433,9 @@ func runTasksBulk(e *env, verb, q string, asJSON bool) error {
 	case n == 0:
 		fmt.Fprintf(e.stdout, "no archived tasks in %s\n", q)
 	case verb == "retry":
-		fmt.Fprintf(e.stdout, "retried %d archived tasks in %s; they are pending and workers run them next\n", n, q)
+		fmt.Fprintf(e.stdout, "retried %s in %s; they are pending and workers run them next\n", countNoun(n, "archived task"), q)
 	default:
-		fmt.Fprintf(e.stdout, "deleted %d archived tasks from %s\n", n, q)
+		fmt.Fprintf(e.stdout, "deleted %s from %s\n", countNoun(n, "archived task"), q)
 	}
 	return nil
 }
@@ -589,7 +589,7 @@ func showTime(t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05Z07:00")
+	return rfc3339(*t)
 }
 
 func showLatency(seconds float64) string {

@@ -161,7 +161,7 @@ func TestTasksListAndShow(t *testing.T) {
 		require.Len(t, lines, 4, out)
 		assert.Equal(t, strings.Fields("ID TYPE RETRIED FAILED AT LAST ERROR"), strings.Fields(lines[0]))
 		for _, l := range lines[1:] {
-			assert.Regexp(t, `^poison-\d\s+test:poison\s+0/5\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+account has no owner: skip retry for the task$`, l)
+			assert.Regexp(t, `^poison-\d\s+test:poison\s+0/5\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+account has no owner: skip retry for the task$`, l)
 		}
 	})
 

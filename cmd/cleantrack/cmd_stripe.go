@@ -191,7 +191,7 @@ func runStripeReplay(ctx context.Context, e *env, id string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "event %s (%s): %s, %d attempts\n", ev.ID, ev.Type, ev.Status(), ev.Attempts)
+	fmt.Fprintf(e.stdout, "event %s (%s): %s, %s\n", ev.ID, ev.Type, ev.Status(), countNoun(ev.Attempts, "attempt"))
 	if ev.ProcessedAt != nil {
 		fmt.Fprintln(e.stdout, "it is already processed: the worker will not apply it again, only repeat its notifications")
 	}
@@ -226,7 +226,7 @@ func runStripeReplay(ctx context.Context, e *env, id string) error {
 		if err := insp.RunTask(tasks.QueueCritical, ev.ID); err != nil {
 			return fmt.Errorf("run task %s now: %w", ev.ID, redisHint(err))
 		}
-		fmt.Fprintf(e.stdout, "task %s was waiting (%s, %d retries so far); moved it to run now\n", ev.ID, info.State, info.Retried)
+		fmt.Fprintf(e.stdout, "task %s was waiting (%s, %s so far); moved it to run now\n", ev.ID, info.State, countNoun(info.Retried, "retry"))
 		return nil
 	default:
 		fmt.Fprintf(e.stdout, "task %s is already %s in queue %s; nothing to re-enqueue\n", ev.ID, info.State, tasks.QueueCritical)
@@ -342,7 +342,7 @@ func runStripeEvents(ctx context.Context, e *env, o stripeEventsOptions) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Type, r.Kind, r.Source, showTime(&r.ReceivedAt), r.Status(), r.Attempts, dashIfEmpty(foldLine(detail, 100)))
 	}
 	tw.Flush()
-	fmt.Fprintf(e.stdout, "%d events\n", len(rows))
+	fmt.Fprintln(e.stdout, countNoun(len(rows), "event"))
 	return nil
 }
 

@@ -70,7 +70,7 @@ func runStripeCheck(ctx context.Context, e *env) error {
 		fmt.Fprintln(e.stdout, "(an event destination of thin events is not listed here: the v1 API does not show them)")
 		return fmt.Errorf("stripe webhooks are not set up for CleanTrack")
 	}
-	fmt.Fprintf(e.stdout, "%d endpoint(s) deliver every event CleanTrack applies\n", ready)
+	fmt.Fprintf(e.stdout, "%s every event CleanTrack applies\n", countNoun(ready, "endpoint delivers", "endpoints deliver"))
 	return nil
 }
 

@@ -31,7 +31,7 @@ func TestStripeCheckFindsOurEndpoint(t *testing.T) {
 	out, _, err := cli(t, map[string]string{"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_API_BASE": api.URL()}, "stripe", "check")
 	require.NoError(t, err)
 	assert.Contains(t, out, "live mode")
-	assert.Contains(t, out, "1 endpoint(s) deliver every event")
+	assert.Contains(t, out, "1 endpoint delivers every event")
 	assert.Contains(t, out, "customer.subscription.created,customer.subscription.deleted")
 	var calls []string
 	for _, r := range api.Requests() {
