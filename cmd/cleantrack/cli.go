@@ -43,6 +43,9 @@ type env struct {
 	store     *postgres.Store
 	client    *asynq.Client
 	inspector *asynq.Inspector
+
+	// enqueueJSON is --json of the "enqueue" shortcuts, which share their printing.
+	enqueueJSON bool
 }
 
 func (e *env) Store(ctx context.Context) (*postgres.Store, error) {

@@ -16,12 +16,15 @@ import (
 )
 
 func newSeedCmd(e *env) *cobra.Command {
-	return group("seed", "Create demo data", &cobra.Command{
+	var asJSON bool
+	demo := &cobra.Command{
 		Use:   "demo",
 		Short: "Create the demo account demo-hospital with members, equipment and cleaning history (idempotent)",
 		Args:  noArgs,
-		RunE:  e.action(func(ctx context.Context, _ []string) error { return runSeedDemo(ctx, e) }),
-	})
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runSeedDemo(ctx, e, asJSON) }),
+	}
+	demo.Flags().BoolVar(&asJSON, "json", false, "print what was created as JSON")
+	return group("seed", "Create demo data", demo)
 }
 
 func newEnqueueOverdueScanCmd(e *env) *cobra.Command {
@@ -32,6 +35,7 @@ func newEnqueueOverdueScanCmd(e *env) *cobra.Command {
 		Args:  noArgs,
 		RunE:  e.action(func(ctx context.Context, _ []string) error { return runEnqueueOverdueScan(ctx, e, slug) }),
 	}
+	c.Flags().BoolVar(&e.enqueueJSON, "json", false, "print the enqueued task as JSON")
 	c.Flags().StringVar(&slug, "account", "", "scan only this account (slug)")
 	return c
 }
@@ -44,6 +48,7 @@ func newEnqueueWeeklySummaryCmd(e *env) *cobra.Command {
 		Args:  noArgs,
 		RunE:  e.action(func(ctx context.Context, _ []string) error { return runEnqueueWeeklySummary(ctx, e, slug, week) }),
 	}
+	c.Flags().BoolVar(&e.enqueueJSON, "json", false, "print the enqueued task as JSON")
 	c.Flags().StringVar(&slug, "account", "", "report only this account (slug)")
 	c.Flags().StringVar(&week, "week", "", "ISO week to report, like 2026-W47 (default: the last full week in each account's time zone)")
 	return c
@@ -64,7 +69,7 @@ func newReportCmd(e *env) *cobra.Command {
 	return group("report", "Weekly compliance reports", show)
 }
 
-func runSeedDemo(ctx context.Context, e *env) error {
+func runSeedDemo(ctx context.Context, e *env, asJSON bool) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
@@ -72,6 +77,13 @@ func runSeedDemo(ctx context.Context, e *env) error {
 	r, err := s.SeedDemo(ctx, time.Now())
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(e.stdout, map[string]any{
+			"account": postgres.DemoAccountSlug, "account_id": r.AccountID, "stripe_customer": postgres.DemoCustomerID,
+			"account_created": r.AccountCreated, "users": r.Users,
+			"equipment_created": r.EquipmentCreated, "cleanings_created": r.CleaningsCreated,
+		})
 	}
 	state := "already existed"
 	if r.AccountCreated {
@@ -150,11 +162,15 @@ func enqueueAndSay(ctx context.Context, e *env, taskType string, enqueue func(qu
 	if err != nil {
 		return fmt.Errorf("%w (is Redis running, and is REDIS_URL right?)", err)
 	}
+	q := tasks.Types[taskType].Queue
+	if e.enqueueJSON {
+		return printJSON(e.stdout, map[string]any{"type": taskType, "id": id, "queue": q, "enqueued": !dup})
+	}
 	if dup {
 		fmt.Fprintf(e.stdout, "%s is already enqueued\n", taskType)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "enqueued %s as %s in queue %s; a running worker picks it up\n", taskType, id, tasks.Types[taskType].Queue)
+	fmt.Fprintf(e.stdout, "enqueued %s as %s in queue %s; a running worker picks it up\n", taskType, id, q)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
@@ -14,18 +15,22 @@ import (
 )
 
 func newMigrateCmd(e *env) *cobra.Command {
+	var asJSON, statusJSON bool
 	c := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply pending database migrations (idempotent; safe when two run at once)",
 		Args:  noArgs,
-		RunE:  e.action(func(ctx context.Context, _ []string) error { return runMigrate(ctx, e) }),
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runMigrate(ctx, e, asJSON) }),
 	}
-	c.AddCommand(&cobra.Command{
+	c.Flags().BoolVar(&asJSON, "json", false, "print the applied migrations as JSON")
+	status := &cobra.Command{
 		Use:   "status",
 		Short: "List migrations and whether each is applied",
 		Args:  noArgs,
-		RunE:  e.action(func(ctx context.Context, _ []string) error { return runMigrateStatus(ctx, e) }),
-	})
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runMigrateStatus(ctx, e, statusJSON) }),
+	}
+	status.Flags().BoolVar(&statusJSON, "json", false, "print JSON instead of a table")
+	c.AddCommand(status)
 	return c
 }
 
@@ -51,12 +56,33 @@ func newEnqueueCmd(e *env) *cobra.Command {
 	return c
 }
 
-func runMigrate(ctx context.Context, e *env) error {
+// migrationView is one migration as "migrate --json" and "migrate status
+// --json" print it.
+type migrationView struct {
+	Version    int64      `json:"version"`
+	Name       string     `json:"name"`
+	Applied    bool       `json:"applied"`
+	AppliedAt  *time.Time `json:"applied_at,omitempty"`
+	DurationMS *int64     `json:"duration_ms,omitempty"`
+}
+
+func runMigrate(ctx context.Context, e *env, asJSON bool) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
 	}
 	applied, err := s.Migrate(ctx)
+	if asJSON {
+		views := make([]migrationView, 0, len(applied))
+		for _, m := range applied {
+			ms := m.Duration.Milliseconds()
+			views = append(views, migrationView{Version: m.Version, Name: m.Name, Applied: true, DurationMS: &ms})
+		}
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, map[string]any{"applied": views})
+	}
 	for _, m := range applied {
 		fmt.Fprintf(e.stdout, "applied %05d %s (%s)\n", m.Version, m.Name, m.Duration.Round(1e6))
 	}
@@ -69,7 +95,7 @@ func runMigrate(ctx context.Context, e *env) error {
 	return nil
 }
 
-func runMigrateStatus(ctx context.Context, e *env) error {
+func runMigrateStatus(ctx context.Context, e *env, asJSON bool) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
@@ -77,6 +103,17 @@ func runMigrateStatus(ctx context.Context, e *env) error {
 	st, err := s.MigrationStatus(ctx)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		views := make([]migrationView, 0, len(st))
+		for _, m := range st {
+			v := migrationView{Version: m.Version, Name: m.Name, Applied: m.Applied}
+			if m.Applied {
+				v.AppliedAt = optTime(m.AppliedAt)
+			}
+			views = append(views, v)
+		}
+		return printJSON(e.stdout, views)
 	}
 	tw := e.table("VERSION", "NAME", "STATE", "APPLIED AT")
 	pending := 0

@@ -230,6 +230,15 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "already pending")
 
+	out, _, err = cli(t, f.env, "stripe", "replay", eventID, "--json")
+	require.NoError(t, err)
+	var res replayResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	assert.Equal(t, eventID, res.ID)
+	assert.Equal(t, "already_pending", res.Outcome)
+	assert.Equal(t, postgres.InboxPending, res.Status)
+	assert.Len(t, res.Steps, 2)
+
 	_, _, err = cli(t, f.env, "stripe", "replay", "evt_missing")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no Stripe event evt_missing in the inbox")

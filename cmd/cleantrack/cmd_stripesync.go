@@ -20,7 +20,7 @@ import (
 // command cannot do without it.
 func (e *env) stripeAPI(why string, allowWebhookEndpoints bool) (*stripeapi.Client, error) {
 	if e.cfg.StripeSecretKey == "" {
-		return nil, usagef("STRIPE_SECRET_KEY is not set: %s; give the account's secret key (sk_test_... or sk_live_...)", why)
+		return nil, fmt.Errorf("STRIPE_SECRET_KEY is not set: %s; give the account's secret key (sk_test_... or sk_live_...)", why)
 	}
 	return stripeapi.New(stripeapi.Config{
 		Key:                   e.cfg.StripeSecretKey,

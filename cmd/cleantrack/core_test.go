@@ -63,6 +63,20 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 	out, _, err = cli(t, env, "migrate", "status")
 	require.NoError(t, err)
 	assert.Contains(t, out, "0 pending")
+	assert.Regexp(t, `(?m)^00001 +\S+ +applied +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, out)
+
+	out, _, err = cli(t, env, "migrate", "status", "--json")
+	require.NoError(t, err)
+	var st []migrationView
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.NotEmpty(t, st)
+	assert.Equal(t, int64(1), st[0].Version)
+	assert.True(t, st[0].Applied)
+	require.NotNil(t, st[0].AppliedAt)
+
+	out, _, err = cli(t, env, "migrate", "--json")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"applied":[]}`, out)
 }
 
 func TestEnqueueAnyTask(t *testing.T) {
