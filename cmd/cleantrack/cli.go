@@ -154,6 +154,7 @@ func newRootCmd(e *env) *cobra.Command {
 		newReportCmd(e),
 		newQueuesCmd(e),
 		newTasksCmd(e),
+		newWorkersCmd(e),
 	)
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {

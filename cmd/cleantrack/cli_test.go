@@ -27,7 +27,7 @@ func TestRootHelp(t *testing.T) {
 		require.NoError(t, err, args)
 		assert.Empty(t, stderr)
 		assert.Contains(t, out, "Usage:\n  cleantrack [command]\n")
-		for _, name := range []string{"completion", "email", "enqueue", "migrate", "queues", "report", "schedule", "seed", "stripe", "tasks"} {
+		for _, name := range []string{"completion", "email", "enqueue", "migrate", "queues", "report", "schedule", "seed", "stripe", "tasks", "workers"} {
 			assert.Regexp(t, `(?m)^  `+name+` +[A-Z]`, out, "%v lists %s with its summary", args, name)
 		}
 	}
@@ -45,7 +45,7 @@ func TestGroupHelp(t *testing.T) {
 	groups := map[string][]string{
 		"stripe":     {"check", "dismiss", "events", "replay", "trigger"},
 		"email":      {"deliveries", "preview", "send-test", "suppress", "unsuppress"},
-		"tasks":      {"delete", "list", "retry", "show"},
+		"tasks":      {"cancel", "delete", "list", "retry", "show"},
 		"seed":       {"demo"},
 		"report":     {"show"},
 		"completion": {"bash", "fish", "powershell", "zsh"},
