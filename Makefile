@@ -49,8 +49,10 @@ test: services
 		$(GO) install gotest.tools/gotestsum@v$(GOTESTSUM_VERSION) || echo "could not install gotestsum"; }
 	@GOTESTSUM=$(GOTESTSUM) bash .ci/test
 
-dev: services build
-	@bash .ci/dev
+# .ci/dev checks the services and builds once itself; $$PPID is make, which
+# it watches so that a SIGTERM to make stops every process.
+dev:
+	@DEV_PARENT_PID=$$PPID bash .ci/dev
 
 migrate: build
 	$(BIN)/cleantrack migrate
