@@ -202,7 +202,7 @@ func runEnqueue(ctx context.Context, e *env, taskType string, o enqueueOptions) 
 		fmt.Fprintf(e.stdout, "already enqueued: %s's task id is taken in queue %s; nothing added\n", taskType, q)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "enqueued %s as %s in queue %s (%s, timeout %s, retention %s)\n",
+	fmt.Fprintf(e.stdout, "enqueued %s as %s in queue %s (up to %s, timeout %s, retention %s)\n",
 		info.Type, info.ID, info.Queue, countNoun(info.MaxRetry, "retry"), info.Timeout, info.Retention)
 	return nil
 }
