@@ -118,7 +118,16 @@ func TestStripeTriggerPostsSignedEvent(t *testing.T) {
 		assert.Contains(t, out, `{"received":true,"duplicate":false}`)
 	}
 
-	require.Len(t, fake.events, 2)
+	out, _, err := cli(t, f.env, "stripe", "trigger", "customer.created", "--account", "acme", "--url", srv.URL, "--json")
+	require.NoError(t, err)
+	var sent map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &sent), out)
+	assert.Equal(t, "customer.created", sent["type"])
+	assert.Equal(t, "cus_acme", sent["customer"])
+	assert.EqualValues(t, 200, sent["http_status"])
+	assert.Equal(t, map[string]any{"received": true, "duplicate": false}, sent["answer"])
+
+	require.Len(t, fake.events, 3)
 	for i, want := range []string{stripetest.APIVersion2023, stripetest.APIVersion2025} {
 		ev := fake.events[i]
 		assert.Equal(t, want, ev.APIVersion)
