@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/redistest"
 )
 
@@ -38,6 +39,10 @@ func startScheduler(t *testing.T, env map[string]string) string {
 	t.Helper()
 	env["REDIS_URL"] = redistest.NewURL(t)
 	env["SCHEDULER_METRICS_ADDR"] = "127.0.0.1:0"
+	if env["DATABASE_URL"] == "" {
+		// Not the default database, which may not exist here.
+		env["DATABASE_URL"] = pgtest.NewURL(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &syncBuffer{}

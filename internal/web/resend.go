@@ -115,11 +115,9 @@ func (h *resendWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if permanent {
 		w.Header().Set("webhook-delivery", "abort-message")
 	}
-	// Values from the request reach the log and metrics cut short.
-	res.eventID, res.eventType = shorten(res.eventID, maxLogValue), shorten(res.eventType, maxLogValue)
-	if res.err != nil {
-		res.err = errors.New(shorten(res.err.Error(), 4*maxLogValue))
-	}
+	// answer cuts values from the request short for the log (saying how
+	// long they were) and maps the type to a known label for the metrics;
+	// cutting them here too would log the cut value's length instead.
 	answer(w, r, h.log, "resend", "svix_id", res, time.Since(start))
 }
 
