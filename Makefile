@@ -36,17 +36,28 @@ services:
 
 # Tests of a package run four at a time: they mostly wait on PostgreSQL, Redis
 # and child processes. On two cores (two packages at once) that lends at most
-# eight of redistest's fifteen Redis databases at a time.
+# eight of redistest's fifteen Redis databases at a time. gotestsum (pinned,
+# installed into $(go env GOPATH)/bin when missing or another) closes the run
+# with each skipped test and its reason; .ci/test then checks that no test
+# database is left behind.
+GOTESTSUM_VERSION := 1.13.0
+GOTESTSUM = $(shell $(GO) env GOPATH)/bin/gotestsum
+
 test: services
-	$(GO) test -count=1 -timeout 20m -parallel 4 ./...
+	@$(GOTESTSUM) --version 2>/dev/null | grep -qxF 'gotestsum version v$(GOTESTSUM_VERSION)' || { \
+		echo "installing gotestsum v$(GOTESTSUM_VERSION)"; \
+		$(GO) install gotest.tools/gotestsum@v$(GOTESTSUM_VERSION) || echo "could not install gotestsum"; }
+	@GOTESTSUM=$(GOTESTSUM) bash .ci/test
+
+# .ci/dev checks the services and builds once itself; $$PPID is make, which
+# it watches so that a SIGTERM to make stops every process.
+dev:
+	@DEV_PARENT_PID=$$PPID bash .ci/dev
 
 # The end-to-end tests once more, every process connecting through a private
 # PgBouncer in pool_mode=transaction (installed with apt-get when missing).
 e2e-pgbouncer: services
 	$(GO) run ./internal/pgbouncertest/cmd/withpgbouncer -- $(GO) test -count=1 -timeout 5m ./internal/e2e/
-
-dev: services build
-	@bash .ci/dev
 
 migrate: build
 	$(BIN)/cleantrack migrate

@@ -190,3 +190,57 @@ func TestImportsOnlyAsynqAndTheStandardLibrary(t *testing.T) {
 		assert.True(t, std || imp == "github.com/hibiken/asynq", "tasks imports %s", imp)
 	}
 }
+
+// NewFromJSON serves every type in Types through its constructor: the same
+// queue, retries, timeout, retention and TaskID as the system's own task.
+func TestNewFromJSON(t *testing.T) {
+	payloads := map[string]string{
+		tasks.TypeStripeEvent:          `{"event_id":"evt_json","type":"customer.created"}`,
+		tasks.TypeInboxRedrive:         `{"slot":"2026-11-23T06:00:00Z"}`,
+		tasks.TypeEmailSend:            `{"key":"k/1","template":"welcome","to":"a@example.com"}`,
+		tasks.TypeOverdueScan:          `{"account_id":7}`,
+		tasks.TypeWeeklySummary:        `{"week":"2026-W47"}`,
+		tasks.TypeWeeklySummaryAccount: `{"account_id":7,"week":"2026-W47"}`,
+		tasks.TypeStripeSync:           `{"slot":"2026-11-23T06:00:00Z"}`,
+		tasks.TypeStripeReconcile:      `{"slot":"2026-11-23T06:00:00Z"}`,
+	}
+	assert.Equal(t, len(tasks.Types), len(payloads), "a payload for every type")
+	assert.Len(t, tasks.TypeNames(), len(tasks.Types))
+	for _, typ := range tasks.TypeNames() {
+		t.Run(typ, func(t *testing.T) {
+			raw, ok := payloads[typ]
+			require.True(t, ok, "no sample payload for %s", typ)
+			got, err := tasks.NewFromJSON(typ, []byte(raw))
+			require.NoError(t, err)
+			assert.Equal(t, typ, got.Type())
+			var back map[string]any
+			require.NoError(t, json.Unmarshal(got.Payload(), &back))
+			var in map[string]any
+			require.NoError(t, json.Unmarshal([]byte(raw), &in))
+			for k, v := range in {
+				assert.Equal(t, v, back[k], "field %s kept", k)
+			}
+		})
+	}
+	id := func(typ, raw string) string {
+		task, err := tasks.NewFromJSON(typ, []byte(raw))
+		require.NoError(t, err)
+		client, insp := newQueue(t)
+		info, err := client.Enqueue(task)
+		require.NoError(t, err)
+		got, err := insp.GetTaskInfo(tasks.Types[typ].Queue, info.ID)
+		require.NoError(t, err)
+		assert.Equal(t, tasks.Types[typ].MaxRetry, got.MaxRetry)
+		assert.Equal(t, tasks.Types[typ].Retention, got.Retention)
+		return got.ID
+	}
+	assert.Equal(t, "evt_json", id(tasks.TypeStripeEvent, payloads[tasks.TypeStripeEvent]))
+	assert.Equal(t, "report:weekly_summary_account:7:2026-W47", id(tasks.TypeWeeklySummaryAccount, payloads[tasks.TypeWeeklySummaryAccount]))
+
+	_, err := tasks.NewFromJSON("overdue_scan", []byte(`{}`))
+	assert.ErrorContains(t, err, `no task type "overdue_scan"`)
+	_, err = tasks.NewFromJSON(tasks.TypeStripeEvent, []byte(`{"evnet_id":"evt_1"}`))
+	assert.ErrorContains(t, err, `unknown field "evnet_id"`)
+	_, err = tasks.NewFromJSON(tasks.TypeStripeEvent, []byte(`{}`))
+	assert.ErrorContains(t, err, "empty event id", "the constructor's own checks apply")
+}

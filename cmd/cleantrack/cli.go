@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
@@ -43,6 +44,9 @@ type env struct {
 	migrateStore *postgres.Store
 	client       *asynq.Client
 	inspector    *asynq.Inspector
+
+	// enqueueJSON is --json of the "enqueue" shortcuts, which share their printing.
+	enqueueJSON bool
 }
 
 func (e *env) Store(ctx context.Context) (*postgres.Store, error) {
@@ -171,6 +175,7 @@ func newRootCmd(e *env) *cobra.Command {
 		newReportCmd(e),
 		newQueuesCmd(e),
 		newTasksCmd(e),
+		newWorkersCmd(e),
 	)
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
@@ -251,3 +256,32 @@ func completeFlag(c *cobra.Command, flag string, values ...string) {
 		panic(err)
 	}
 }
+
+// countNoun says how many, the one way the CLI does: "1 event", "2 events",
+// "0 retries", "3 matches". The plural is made from the noun's last word by
+// English's regular rules unless given ("pieces of equipment").
+func countNoun(n int, noun string, plural ...string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if len(plural) > 0 {
+		return fmt.Sprintf("%d %s", n, plural[0])
+	}
+	return fmt.Sprintf("%d %s", n, pluralOf(noun))
+}
+
+func pluralOf(noun string) string {
+	switch {
+	case noun == "":
+		return noun
+	case strings.HasSuffix(noun, "s"), strings.HasSuffix(noun, "x"), strings.HasSuffix(noun, "ch"), strings.HasSuffix(noun, "sh"):
+		return noun + "es"
+	case strings.HasSuffix(noun, "y") && len(noun) > 1 && !strings.ContainsRune("aeiou", rune(noun[len(noun)-2])):
+		return noun[:len(noun)-1] + "ies"
+	}
+	return noun + "s"
+}
+
+// rfc3339 is how the CLI prints a time, in tables and sentences alike:
+// RFC 3339, UTC.
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }

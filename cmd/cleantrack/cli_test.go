@@ -27,7 +27,7 @@ func TestRootHelp(t *testing.T) {
 		require.NoError(t, err, args)
 		assert.Empty(t, stderr)
 		assert.Contains(t, out, "Usage:\n  cleantrack [command]\n")
-		for _, name := range []string{"completion", "email", "enqueue", "migrate", "queues", "report", "schedule", "seed", "stripe", "tasks"} {
+		for _, name := range []string{"completion", "email", "enqueue", "migrate", "queues", "report", "schedule", "seed", "stripe", "tasks", "workers"} {
 			assert.Regexp(t, `(?m)^  `+name+` +[A-Z]`, out, "%v lists %s with its summary", args, name)
 		}
 	}
@@ -45,7 +45,7 @@ func TestGroupHelp(t *testing.T) {
 	groups := map[string][]string{
 		"stripe":     {"check", "dismiss", "events", "replay", "trigger"},
 		"email":      {"deliveries", "preview", "send-test", "suppress", "unsuppress"},
-		"tasks":      {"delete", "list", "retry", "show"},
+		"tasks":      {"cancel", "delete", "list", "retry", "show"},
 		"seed":       {"demo"},
 		"report":     {"show"},
 		"completion": {"bash", "fish", "powershell", "zsh"},
@@ -105,7 +105,7 @@ func TestCommandHelpShowsFlagsWithDefaults(t *testing.T) {
 			"--limit int   show at most this many tasks (default 20)",
 		}},
 		{[]string{"tasks", "retry"}, []string{"--all-archived   act on every archived task of the queue"}},
-		{[]string{"enqueue"}, []string{`--queue string     queue: critical, default or low (default "default")`}},
+		{[]string{"enqueue"}, []string{"Task types: cleaning:overdue_scan, email:send,", `--queue string queue: critical, default or low (default: the task type's queue)`}},
 		{[]string{"email", "preview"}, []string{"Templates: " + strings.Join(email.Templates(), ", ")}},
 		{[]string{"email", "suppress"}, []string{`--reason string   why the address must not get email (default "added by hand")`}},
 		{[]string{"migrate"}, []string{"Usage:\n  cleantrack migrate [flags]\n  cleantrack migrate [command]\n", "  status "}},
@@ -142,7 +142,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"unknown command under a command", []string{"migrate", "stauts"}, `unknown command "stauts" for "cleantrack migrate" (did you mean "status"?)`},
 		{"unknown flag", []string{"stripe", "events", "--bogus"}, `unknown flag: --bogus (see "cleantrack stripe events --help")`},
 		{"single-dash long flag", []string{"stripe", "events", "-since", "1h"}, `unknown shorthand flag: 's' in -since`},
-		{"flag without its value", []string{"enqueue", "x", "--payload"}, "flag needs an argument: --payload"},
+		{"flag without its value", []string{"enqueue", "stripe:event", "--payload"}, "flag needs an argument: --payload"},
 		{"bad flag value", []string{"tasks", "list", "low", "archived", "--limit", "many"}, `invalid argument "many" for "--limit" flag`},
 		{"bad bool value", []string{"queues", "--json=maybe"}, `invalid argument "maybe" for "--json" flag`},
 		{"too few arguments", []string{"tasks", "show", "low"}, "usage: cleantrack tasks show <queue> <task-id>"},
@@ -166,7 +166,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"stripe", "events", "--limit", "0"},
 		{"email", "deliveries", "--status", "lost"},
 		{"tasks", "list", "low", "failed"},
-		{"enqueue", "x", "--queue", "urgent"},
+		{"enqueue", "stripe:event", "--queue", "urgent"},
+		{"enqueue", "overdue_scan"},
 	} {
 		_, _, err := cli(t, nil, args...)
 		require.Error(t, err, args)
@@ -211,6 +212,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"email", "send-test", "--template", ""}, email.Templates()},
 		{[]string{"email", "deliveries", "--status", ""}, []string{"queued", "sent", "failed", "suppressed", "outbox"}},
 		{[]string{"stripe", "trigger", ""}, tasks.StripeEventTypes},
+		{[]string{"enqueue", ""}, append(tasks.TypeNames(), "overdue-scan", "weekly-summary")},
 		{[]string{"stripe", "trigger", "customer.created", "--shape", ""}, []string{"2023", "2025"}},
 		{[]string{"stripe", "trigger", "customer.created", "--status", ""}, []string{"active", "past_due", "unpaid", "incomplete", "canceled"}},
 		{[]string{"stripe", ""}, []string{"check", "dismiss", "events", "reconcile", "replay", "sync", "trigger"}},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/assert"
@@ -17,6 +18,7 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -99,4 +101,35 @@ func TestSeedDemoThenScanAndReport(t *testing.T) {
 	assert.Equal(t, 4, v.Figures.ActiveAlerts)
 	assert.Len(t, v.Figures.Alerts, 4)
 	assert.Positive(t, v.Figures.CleaningsCompleted)
+
+	// Once recorded and sent, the summary's figures are the stored ones;
+	// live figures move on (a new piece of equipment) and are labelled live.
+	recorded, err := store.RecordWeeklyReports(ctx, []int64{acc.ID}, postgres.WeekSpec{Ref: time.Now()}, time.Now())
+	require.NoError(t, err)
+	require.Len(t, recorded, 1)
+	_, err = store.MarkWeeklyReportSent(ctx, acc.ID, v.Week, time.Now())
+	require.NoError(t, err)
+	var locationID int64
+	require.NoError(t, store.DB.GetContext(ctx, &locationID, `SELECT id FROM locations WHERE account_id = $1 ORDER BY id LIMIT 1`, acc.ID))
+	testfactory.Equipment(t, store, acc.ID, locationID, nil)
+
+	out, _, err = cli(t, env, "report", "show", "--account", "demo-hospital")
+	require.NoError(t, err)
+	ts := `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`
+	assert.Regexp(t, `(?m)^recorded `+ts+`, sent `+ts+`: STORED is what the summary said, LIVE is computed now \(`+ts+`\)$`, out)
+	assert.Regexp(t, `(?m)^FIGURE +STORED AT SEND +LIVE NOW$`, out)
+	assert.Regexp(t, `(?m)^total equipment \(active\) +9 +10$`, out)
+	assert.Regexp(t, `(?m)^ACTIVE ALERT \(stored at send\) +LOCATION +HOURS OVERDUE$`, out)
+	assert.NotContains(t, out, "(now)")
+
+	out, _, err = cli(t, env, "report", "show", "--account", "demo-hospital", "--json")
+	require.NoError(t, err)
+	var sent reportView
+	require.NoError(t, json.Unmarshal([]byte(out), &sent), out)
+	assert.Equal(t, "stored", sent.Source)
+	require.NotNil(t, sent.Stored)
+	assert.Equal(t, 9, sent.Stored.TotalEquipment)
+	assert.Equal(t, 9, sent.Figures.TotalEquipment, "the summary's figures are the stored ones")
+	assert.Equal(t, 10, sent.Live.TotalEquipment)
+	require.NotNil(t, sent.SentAt)
 }

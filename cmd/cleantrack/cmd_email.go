@@ -63,22 +63,29 @@ func newEmailSendTestCmd(e *env) *cobra.Command {
 }
 
 func newEmailUnsuppressCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	c := &cobra.Command{
 		Use:   "unsuppress <address>",
 		Short: "Remove an address from the suppression list (bounces and complaints put it there)",
 		Args:  addressArg("email unsuppress takes one email address"),
-		RunE:  e.action(func(ctx context.Context, args []string) error { return runEmailUnsuppress(ctx, e, args[0]) }),
+		RunE:  e.action(func(ctx context.Context, args []string) error { return runEmailUnsuppress(ctx, e, args[0], asJSON) }),
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return c
 }
 
 func newEmailSuppressCmd(e *env) *cobra.Command {
 	var reason string
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "suppress <address>",
 		Short: "Add an address to the suppression list by hand",
 		Args:  addressArg("email suppress takes one email address"),
-		RunE:  e.action(func(ctx context.Context, args []string) error { return runEmailSuppress(ctx, e, args[0], reason) }),
+		RunE: e.action(func(ctx context.Context, args []string) error {
+			return runEmailSuppress(ctx, e, args[0], reason, asJSON)
+		}),
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	c.Flags().StringVar(&reason, "reason", "added by hand", "why the address must not get email")
 	return c
 }
@@ -89,12 +96,14 @@ var deliveryStatuses = []string{postgres.EmailQueued, postgres.EmailSent, postgr
 func newEmailDeliveriesCmd(e *env) *cobra.Command {
 	var status string
 	var limit int
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "deliveries",
 		Short: "List email deliveries, newest first: key, template, recipient, status, attempts, last error",
 		Args:  noArgs,
-		RunE:  e.action(func(ctx context.Context, _ []string) error { return runEmailDeliveries(ctx, e, status, limit) }),
+		RunE:  e.action(func(ctx context.Context, _ []string) error { return runEmailDeliveries(ctx, e, status, limit, asJSON) }),
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	c.Flags().StringVar(&status, "status", "", "only deliveries with this status: "+strings.Join(deliveryStatuses, ", "))
 	c.Flags().IntVar(&limit, "limit", 50, "at most this many")
 	completeFlag(c, "status", deliveryStatuses...)
@@ -219,7 +228,7 @@ func runEmailSendTest(ctx context.Context, e *env, to, tmpl string) error {
 	return nil
 }
 
-func runEmailUnsuppress(ctx context.Context, e *env, address string) error {
+func runEmailUnsuppress(ctx context.Context, e *env, address string, asJSON bool) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
@@ -227,6 +236,9 @@ func runEmailUnsuppress(ctx context.Context, e *env, address string) error {
 	removed, err := s.UnsuppressEmail(ctx, address)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(e.stdout, map[string]any{"email": address, "suppressed": false, "removed": removed})
 	}
 	if !removed {
 		fmt.Fprintf(e.stdout, "%s was not on the suppression list; nothing to do\n", address)
@@ -236,7 +248,7 @@ func runEmailUnsuppress(ctx context.Context, e *env, address string) error {
 	return nil
 }
 
-func runEmailSuppress(ctx context.Context, e *env, address, reason string) error {
+func runEmailSuppress(ctx context.Context, e *env, address, reason string, asJSON bool) error {
 	s, err := e.Store(ctx)
 	if err != nil {
 		return err
@@ -248,11 +260,14 @@ func runEmailSuppress(ctx context.Context, e *env, address, reason string) error
 	if err != nil {
 		return err
 	}
+	if asJSON {
+		return printJSON(e.stdout, map[string]any{"email": sup.Email, "suppressed": true, "reason": sup.Reason})
+	}
 	fmt.Fprintf(e.stdout, "%s is suppressed (%s)\n", sup.Email, sup.Reason)
 	return nil
 }
 
-func runEmailDeliveries(ctx context.Context, e *env, status string, limit int) error {
+func runEmailDeliveries(ctx context.Context, e *env, status string, limit int, asJSON bool) error {
 	if status != "" && !slices.Contains(deliveryStatuses, status) {
 		return usagef("--status %q is not one of %s", status, strings.Join(deliveryStatuses, ", "))
 	}
@@ -267,9 +282,12 @@ func runEmailDeliveries(ctx context.Context, e *env, status string, limit int) e
 	if err != nil {
 		return err
 	}
+	if asJSON {
+		return printJSON(e.stdout, deliveryViews(ds))
+	}
 	tw := e.table("ID", "CREATED", "KEY", "TEMPLATE", "TO", "STATUS", "ATTEMPTS", "LAST ERROR")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.CreatedAt.UTC().Format(time.RFC3339), d.IdempotencyKey,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, rfc3339(d.CreatedAt), d.IdempotencyKey,
 			d.Template, d.ToEmail, d.Status, d.Attempts, emailCell(d.LastError.String, 80))
 	}
 	tw.Flush()
@@ -286,4 +304,35 @@ func emailCell(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// deliveryView is one delivery as "email deliveries --json" prints it.
+type deliveryView struct {
+	ID                int64      `json:"id"`
+	CreatedAt         time.Time  `json:"created_at"`
+	SentAt            *time.Time `json:"sent_at"`
+	IdempotencyKey    string     `json:"idempotency_key"`
+	Template          string     `json:"template"`
+	To                string     `json:"to"`
+	Subject           string     `json:"subject"`
+	Status            string     `json:"status"`
+	ProviderMessageID string     `json:"provider_message_id,omitempty"`
+	Attempts          int        `json:"attempts"`
+	LastError         string     `json:"last_error,omitempty"`
+}
+
+func deliveryViews(ds []postgres.EmailDelivery) []deliveryView {
+	out := make([]deliveryView, 0, len(ds))
+	for _, d := range ds {
+		v := deliveryView{
+			ID: d.ID, CreatedAt: d.CreatedAt.UTC(), IdempotencyKey: d.IdempotencyKey, Template: d.Template,
+			To: d.ToEmail, Subject: d.Subject, Status: d.Status, ProviderMessageID: d.ProviderMessageID.String,
+			Attempts: d.Attempts, LastError: d.LastError.String,
+		}
+		if d.SentAt.Valid {
+			v.SentAt = optTime(d.SentAt.Time)
+		}
+		out = append(out, v)
+	}
+	return out
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,6 +73,15 @@ func TestEmailSendTestOutbox(t *testing.T) {
 	out, _, err = cli(t, env, "email", "deliveries", "--status", "outbox")
 	require.NoError(t, err)
 	assert.Contains(t, out, "send-test/payment_failed/me@example.com/")
+
+	out, _, err = cli(t, env, "email", "deliveries", "--json")
+	require.NoError(t, err)
+	var ds []deliveryView
+	require.NoError(t, json.Unmarshal([]byte(out), &ds), out)
+	require.Len(t, ds, 1)
+	assert.Equal(t, "outbox", ds[0].Status)
+	assert.Equal(t, "me@example.com", ds[0].To)
+	assert.Equal(t, time.UTC, ds[0].CreatedAt.Location())
 
 	_, _, err = cli(t, env, "email", "send-test")
 	assert.Equal(t, 2, exitCode(err))

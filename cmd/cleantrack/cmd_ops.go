@@ -53,24 +53,28 @@ func newQueuePauseCmd(e *env, pause bool) *cobra.Command {
 }
 
 func newTasksCmd(e *env) *cobra.Command {
-	return group("tasks", "List, show, retry and delete the tasks of a queue",
-		newTasksListCmd(e), newTasksShowCmd(e), newTasksRetryOrDeleteCmd(e, "retry"), newTasksRetryOrDeleteCmd(e, "delete"))
+	return group("tasks", "List, show, retry, delete and cancel the tasks of a queue",
+		newTasksListCmd(e), newTasksShowCmd(e), newTasksRetryOrDeleteCmd(e, "retry"), newTasksRetryOrDeleteCmd(e, "delete"),
+		newTasksCancelCmd(e))
 }
 
 func newTasksListCmd(e *env) *cobra.Command {
 	var limit int
 	var asJSON bool
+	var taskType string
 	c := &cobra.Command{
 		Use:               "list <queue> <" + strings.Join(opsStates, "|") + ">",
-		Short:             "List a queue's tasks in one state, newest failures with their error",
-		Args:              exactArgs(2, "usage: cleantrack tasks list <queue> <"+strings.Join(opsStates, "|")+"> [--limit n]"),
+		Short:             "List a queue's tasks in one state, newest failures with their error; --type for one task type",
+		Args:              exactArgs(2, "usage: cleantrack tasks list <queue> <"+strings.Join(opsStates, "|")+"> [--type t] [--limit n]"),
 		ValidArgsFunction: completeArgs(queueNames, opsStates),
 		RunE: e.action(func(_ context.Context, args []string) error {
-			return runTasksList(e, args[0], args[1], limit, asJSON)
+			return runTasksList(e, args[0], args[1], taskType, limit, asJSON)
 		}),
 	}
 	c.Flags().IntVar(&limit, "limit", 20, "show at most this many tasks")
+	c.Flags().StringVar(&taskType, "type", "", "only tasks of this type, such as "+tasks.TypeEmailSend)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	completeFlag(c, "type", tasks.TypeNames()...)
 	return c
 }
 
@@ -87,30 +91,49 @@ func newTasksShowCmd(e *env) *cobra.Command {
 	return c
 }
 
-// newTasksRetryOrDeleteCmd builds "tasks retry" and "tasks delete": one task by id,
-// or every archived task of a queue.
+// bulkStates are the states "tasks retry|delete --all" act on.
+var bulkStates = map[string][]string{
+	"retry":  {"archived", "retry", "scheduled"},
+	"delete": {"archived", "retry", "pending", "scheduled"},
+}
+
+// newTasksRetryOrDeleteCmd builds "tasks retry" and "tasks delete": one task
+// by id, or every task of a queue in one state (--all), optionally of one
+// type (--type).
 func newTasksRetryOrDeleteCmd(e *env, verb string) *cobra.Command {
-	var all, asJSON bool
-	short := "Run an archived, retry or scheduled task now; --all-archived for every archived task of the queue"
+	var allArchived, asJSON bool
+	var all, taskType string
+	states := bulkStates[verb]
+	short := "Run an archived, retry or scheduled task now; --all <state> for every such task of the queue"
 	if verb == "delete" {
-		short = "Delete a task that is not running; --all-archived for every archived task of the queue"
+		short = "Delete a task that is not running; --all <state> for every such task of the queue"
 	}
 	c := &cobra.Command{
-		Use:   verb + " <queue> <task-id>|--all-archived",
+		Use:   verb + " <queue> <task-id>|--all <" + strings.Join(states, "|") + ">",
 		Short: short,
 		Args: func(_ *cobra.Command, args []string) error {
+			bulk := all != "" || allArchived
 			switch {
-			case all && len(args) != 1:
-				return usagef("usage: cleantrack tasks %s <queue> --all-archived (no task id with --all-archived)", verb)
-			case !all && len(args) != 2:
-				return usagef("usage: cleantrack tasks %s <queue> <task-id>, or <queue> --all-archived", verb)
+			case all != "" && allArchived:
+				return usagef("--all and --all-archived exclude each other; --all-archived is --all archived")
+			case bulk && len(args) != 1:
+				return usagef("usage: cleantrack tasks %s <queue> --all <%s> (no task id with --all)", verb, strings.Join(states, "|"))
+			case !bulk && len(args) != 2:
+				return usagef("usage: cleantrack tasks %s <queue> <task-id>, or <queue> --all <%s>", verb, strings.Join(states, "|"))
+			case !bulk && taskType != "":
+				return usagef("--type goes with --all: one task is named by its id")
+			case all != "" && !slices.Contains(states, all):
+				return usagef("--all %q: tasks %s acts on %s tasks", all, verb, strings.Join(states, ", "))
 			}
 			return nil
 		},
 		ValidArgsFunction: completeArgs(queueNames),
 		RunE: e.action(func(_ context.Context, args []string) error {
-			if all {
-				return runTasksBulk(e, verb, args[0], asJSON)
+			if allArchived {
+				all = "archived"
+			}
+			if all != "" {
+				return runTasksBulk(e, verb, args[0], all, taskType, asJSON)
 			}
 			if verb == "retry" {
 				return runTasksRetry(e, args[0], args[1], asJSON)
@@ -118,8 +141,12 @@ func newTasksRetryOrDeleteCmd(e *env, verb string) *cobra.Command {
 			return runTasksDelete(e, args[0], args[1], asJSON)
 		}),
 	}
-	c.Flags().BoolVar(&all, "all-archived", false, "act on every archived task of the queue")
+	c.Flags().StringVar(&all, "all", "", "act on every task of the queue in this state: "+strings.Join(states, ", "))
+	c.Flags().BoolVar(&allArchived, "all-archived", false, "act on every archived task of the queue (--all archived)")
+	c.Flags().StringVar(&taskType, "type", "", "with --all: only tasks of this type")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	completeFlag(c, "all", states...)
+	completeFlag(c, "type", tasks.TypeNames()...)
 	return c
 }
 
@@ -260,7 +287,7 @@ func newOpsTask(t *asynq.TaskInfo) opsTask {
 	return v
 }
 
-func runTasksList(e *env, q, state string, limit int, asJSON bool) error {
+func runTasksList(e *env, q, state, taskType string, limit int, asJSON bool) error {
 	if !slices.Contains(opsStates, state) {
 		return usagef("unknown state %q: use one of %s", state, strings.Join(opsStates, ", "))
 	}
@@ -274,7 +301,13 @@ func runTasksList(e *env, q, state string, limit int, asJSON bool) error {
 	if err := checkQueue(insp, q); err != nil {
 		return err
 	}
-	list, total, err := listTasksIn(insp, q, state, limit)
+	var list []*asynq.TaskInfo
+	var total int
+	if taskType == "" {
+		list, total, err = listTasksIn(insp, q, state, limit)
+	} else {
+		list, total, err = listTasksOfType(insp, q, state, taskType, limit)
+	}
 	if err != nil {
 		return err
 	}
@@ -285,8 +318,15 @@ func runTasksList(e *env, q, state string, limit int, asJSON bool) error {
 	if asJSON {
 		return printJSON(e.stdout, views)
 	}
+	what := state + " task"
+	if taskType != "" {
+		what = fmt.Sprintf("%s %s task", state, taskType)
+	}
 	if len(views) == 0 {
-		fmt.Fprintf(e.stdout, "no %s tasks in queue %s\n", state, q)
+		fmt.Fprintf(e.stdout, "no %ss in queue %s\n", what, q)
+		if _, ok := tasks.Types[taskType]; taskType != "" && !ok {
+			fmt.Fprintf(e.stdout, "(no worker serves type %q; the task types are %s)\n", taskType, strings.Join(tasks.TypeNames(), ", "))
+		}
 		return nil
 	}
 	when := map[string]string{"scheduled": "RUNS AT", "retry": "NEXT TRY", "archived": "FAILED AT", "completed": "COMPLETED AT"}[state]
@@ -313,7 +353,7 @@ func runTasksList(e *env, q, state string, limit int, asJSON bool) error {
 		return err
 	}
 	if total > len(views) {
-		fmt.Fprintf(e.stdout, "showing %d of %d %s tasks in %s; --limit %d shows all\n", len(views), total, state, q, total)
+		fmt.Fprintf(e.stdout, "showing %d of %s in %s; --limit %d shows all\n", len(views), countNoun(total, what), q, total)
 	}
 	return nil
 }
@@ -392,7 +432,7 @@ func runTasksDelete(e *env, q, id string, asJSON bool) error {
 		return err
 	}
 	if t.State == asynq.TaskStateActive {
-		return fmt.Errorf("task %s in %s is running and cannot be deleted; wait for it, or cancel it in the dashboard", id, q)
+		return fmt.Errorf("task %s in %s is running and cannot be deleted; wait for it, or cancel it: cleantrack tasks cancel %s", id, q, id)
 	}
 	if err := insp.DeleteTask(q, id); err != nil {
 		return fmt.Errorf("delete task %s in %s: %w", id, q, taskHint(err, q, id))
@@ -404,9 +444,10 @@ func runTasksDelete(e *env, q, id string, asJSON bool) error {
 	return nil
 }
 
-// runTasksBulk retries or deletes every archived task of q with one call
-// to Redis, which moves them all at once.
-func runTasksBulk(e *env, verb, q string, asJSON bool) error {
+// runTasksBulk retries or deletes every task of q in one state. Without a
+// type it is one call to Redis, which moves them all at once; with one it
+// lists the state's tasks and acts on those of the type, one by one.
+func runTasksBulk(e *env, verb, q, state, taskType string, asJSON bool) error {
 	insp, err := e.Inspector()
 	if err != nil {
 		return err
@@ -414,30 +455,126 @@ func runTasksBulk(e *env, verb, q string, asJSON bool) error {
 	if err := checkQueue(insp, q); err != nil {
 		return err
 	}
-	bulk, past := insp.RunAllArchivedTasks, "retried"
-	if verb == "delete" {
-		bulk, past = insp.DeleteAllArchivedTasks, "deleted"
+	var n int
+	if taskType == "" {
+		n, err = bulkCall(insp, verb, state)(q)
+	} else {
+		n, err = bulkByType(insp, verb, q, state, taskType)
 	}
-	n, err := bulk(q)
 	if isQueueMissing(err) {
 		// A CleanTrack queue nothing was enqueued to yet holds no tasks.
 		n, err = 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("%s archived tasks in %s: %w", verb, q, redisHint(err))
+		return fmt.Errorf("%s %s tasks in %s: %w", verb, state, q, redisHint(err))
 	}
+	past := map[string]string{"retry": "retried", "delete": "deleted"}[verb]
 	if asJSON {
-		return printJSON(e.stdout, map[string]any{"queue": q, past: n})
+		out := map[string]any{"queue": q, "state": state, past: n}
+		if taskType != "" {
+			out["type"] = taskType
+		}
+		return printJSON(e.stdout, out)
+	}
+	what := state + " task"
+	if taskType != "" {
+		what = fmt.Sprintf("%s %s task", state, taskType)
 	}
 	switch {
 	case n == 0:
-		fmt.Fprintf(e.stdout, "no archived tasks in %s\n", q)
+		fmt.Fprintf(e.stdout, "no %ss in %s\n", what, q)
 	case verb == "retry":
-		fmt.Fprintf(e.stdout, "retried %d archived tasks in %s; they are pending and workers run them next\n", n, q)
+		fmt.Fprintf(e.stdout, "retried %s in %s; they are pending and workers run them next\n", countNoun(n, what), q)
 	default:
-		fmt.Fprintf(e.stdout, "deleted %d archived tasks from %s\n", n, q)
+		fmt.Fprintf(e.stdout, "deleted %s from %s\n", countNoun(n, what), q)
 	}
 	return nil
+}
+
+// bulkCall is Asynq's one-call bulk operation for verb and state.
+func bulkCall(insp *asynq.Inspector, verb, state string) func(string) (int, error) {
+	return map[string]func(string) (int, error){
+		"retry archived":   insp.RunAllArchivedTasks,
+		"retry retry":      insp.RunAllRetryTasks,
+		"retry scheduled":  insp.RunAllScheduledTasks,
+		"delete archived":  insp.DeleteAllArchivedTasks,
+		"delete retry":     insp.DeleteAllRetryTasks,
+		"delete pending":   insp.DeleteAllPendingTasks,
+		"delete scheduled": insp.DeleteAllScheduledTasks,
+	}[verb+" "+state]
+}
+
+// bulkByType acts on the tasks of one type among q's tasks in state. It
+// collects the ids first: acting while paging would shift the pages.
+func bulkByType(insp *asynq.Inspector, verb, q, state, taskType string) (int, error) {
+	list, _, err := listTasksOfType(insp, q, state, taskType, 0)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range list {
+		if verb == "retry" {
+			err = insp.RunTask(q, t.ID)
+		} else {
+			err = insp.DeleteTask(q, t.ID)
+		}
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound):
+			// It ran or was removed meanwhile.
+		case err != nil:
+			return n, err
+		default:
+			n++
+		}
+	}
+	return n, nil
+}
+
+// listTasksOfType pages through q's tasks in state and keeps those of
+// taskType: at most limit of them (0: all), and how many there are.
+func listTasksOfType(insp *asynq.Inspector, q, state, taskType string, limit int) ([]*asynq.TaskInfo, int, error) {
+	const pageSize = 500
+	var out []*asynq.TaskInfo
+	total := 0
+	for page := 1; ; page++ {
+		list, err := listPage(insp, q, state, asynq.PageSize(pageSize), asynq.Page(page))
+		if isQueueMissing(err) {
+			return nil, 0, nil
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("list %s tasks in %s: %w", state, q, redisHint(err))
+		}
+		for _, t := range list {
+			if t.Type != taskType {
+				continue
+			}
+			total++
+			if limit == 0 || len(out) < limit {
+				out = append(out, t)
+			}
+		}
+		if len(list) < pageSize {
+			return out, total, nil
+		}
+	}
+}
+
+func listPage(insp *asynq.Inspector, q, state string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error) {
+	switch state {
+	case "pending":
+		return insp.ListPendingTasks(q, opts...)
+	case "active":
+		return insp.ListActiveTasks(q, opts...)
+	case "scheduled":
+		return insp.ListScheduledTasks(q, opts...)
+	case "retry":
+		return insp.ListRetryTasks(q, opts...)
+	case "archived":
+		return insp.ListArchivedTasks(q, opts...)
+	case "completed":
+		return insp.ListCompletedTasks(q, opts...)
+	}
+	return nil, fmt.Errorf("unknown state %q", state)
 }
 
 // allQueues is CleanTrack's queues, in priority order, then any other queue
@@ -525,29 +662,11 @@ func listTasksIn(insp *asynq.Inspector, q, state string, limit int) ([]*asynq.Ta
 	if err != nil {
 		return nil, 0, fmt.Errorf("queue %s: %w", q, redisHint(err))
 	}
-	opts := []asynq.ListOption{asynq.PageSize(limit), asynq.Page(1)}
-	var list []*asynq.TaskInfo
-	var total int
-	switch state {
-	case "pending":
-		list, err = insp.ListPendingTasks(q, opts...)
-		total = info.Pending
-	case "active":
-		list, err = insp.ListActiveTasks(q, opts...)
-		total = info.Active
-	case "scheduled":
-		list, err = insp.ListScheduledTasks(q, opts...)
-		total = info.Scheduled
-	case "retry":
-		list, err = insp.ListRetryTasks(q, opts...)
-		total = info.Retry
-	case "archived":
-		list, err = insp.ListArchivedTasks(q, opts...)
-		total = info.Archived
-	case "completed":
-		list, err = insp.ListCompletedTasks(q, opts...)
-		total = info.Completed
-	}
+	list, err := listPage(insp, q, state, asynq.PageSize(limit), asynq.Page(1))
+	total := map[string]int{
+		"pending": info.Pending, "active": info.Active, "scheduled": info.Scheduled,
+		"retry": info.Retry, "archived": info.Archived, "completed": info.Completed,
+	}[state]
 	if err != nil {
 		return nil, 0, fmt.Errorf("list %s tasks in %s: %w", state, q, redisHint(err))
 	}
@@ -589,7 +708,7 @@ func showTime(t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05Z07:00")
+	return rfc3339(*t)
 }
 
 func showLatency(seconds float64) string {

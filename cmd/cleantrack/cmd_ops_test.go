@@ -161,7 +161,7 @@ func TestTasksListAndShow(t *testing.T) {
 		require.Len(t, lines, 4, out)
 		assert.Equal(t, strings.Fields("ID TYPE RETRIED FAILED AT LAST ERROR"), strings.Fields(lines[0]))
 		for _, l := range lines[1:] {
-			assert.Regexp(t, `^poison-\d\s+test:poison\s+0/5\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+account has no owner: skip retry for the task$`, l)
+			assert.Regexp(t, `^poison-\d\s+test:poison\s+0/5\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+account has no owner: skip retry for the task$`, l)
 		}
 	})
 
@@ -250,7 +250,7 @@ func TestTasksRetryAndDelete(t *testing.T) {
 	t.Run("retry all archived", func(t *testing.T) {
 		out, _, err := f.cli(t, "tasks", "retry", "low", "--all-archived", "--json")
 		require.NoError(t, err)
-		assert.JSONEq(t, `{"queue":"low","retried":2}`, out)
+		assert.JSONEq(t, `{"queue":"low","state":"archived","retried":2}`, out)
 		assert.Equal(t, "pending", f.state(t, "low", "poison-2"))
 		assert.Equal(t, "pending", f.state(t, "low", "poison-3"))
 	})
@@ -312,7 +312,7 @@ func TestBulkRetryAndDeleteArchived(t *testing.T) {
 	// The flag may come first too.
 	out, _, err = cli(t, env, "tasks", "delete", "--all-archived", "--json", "bulk")
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"queue":"bulk","deleted":250}`, out)
+	assert.JSONEq(t, `{"queue":"bulk","state":"archived","deleted":250}`, out)
 	info, err = insp.GetQueueInfo("bulk")
 	require.NoError(t, err)
 	assert.Equal(t, 1, info.Size, "only archived tasks are deleted")
@@ -324,7 +324,7 @@ func TestBulkRetryAndDeleteArchived(t *testing.T) {
 	assert.Equal(t, "no archived tasks in bulk\n", out)
 	out, _, err = cli(t, env, "tasks", "retry", "bulk", "--all-archived", "--json")
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"queue":"bulk","retried":0}`, out)
+	assert.JSONEq(t, `{"queue":"bulk","state":"archived","retried":0}`, out)
 
 	// A CleanTrack queue nothing was ever enqueued to holds nothing.
 	out, _, err = cli(t, env, "tasks", "retry", "critical", "--all-archived")

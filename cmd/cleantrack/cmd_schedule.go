@@ -99,14 +99,3 @@ func printSchedule(e *env, st scheduler.Status) error {
 	}
 	return nil
 }
-
-// rfc3339 is how the CLI prints a time: RFC 3339, UTC.
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
-// countNoun says "1 live scheduler", "2 live schedulers".
-func countNoun(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ func newStripeCmd(e *env) *cobra.Command {
 // stripeTriggerOptions are the flags of "stripe trigger".
 type stripeTriggerOptions struct {
 	account, shape, url, price, status string
-	expand                             bool
+	expand, asJSON                     bool
 }
 
 func newStripeTriggerCmd(e *env) *cobra.Command {
@@ -51,18 +52,22 @@ func newStripeTriggerCmd(e *env) *cobra.Command {
 	f.StringVar(&o.price, "price", "", "price id of the subscription (default: the price of the account's plan)")
 	f.StringVar(&o.status, "status", "", "subscription status (default active; canceled for deleted)")
 	f.BoolVar(&o.expand, "expand", false, "send customer and subscription as expanded objects rather than ids")
+	f.BoolVar(&o.asJSON, "json", false, "print the event sent and the answer as JSON")
 	completeFlag(c, "shape", stripetest.Shape2023, stripetest.Shape2025)
 	completeFlag(c, "status", billing.StatusActive, billing.StatusPastDue, billing.StatusUnpaid, billing.StatusIncomplete, billing.StatusCanceled)
 	return c
 }
 
 func newStripeReplayCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	c := &cobra.Command{
 		Use:   "replay <evt_id>",
 		Short: "Re-enqueue a recorded Stripe event (deleting its archived task first, clearing failed_at or a dismissal)",
 		Args:  exactArgs(1, "stripe replay takes one event id (evt_...); \"cleantrack stripe events --failed\" lists candidates"),
-		RunE:  e.action(func(ctx context.Context, args []string) error { return runStripeReplay(ctx, e, args[0]) }),
+		RunE:  e.action(func(ctx context.Context, args []string) error { return runStripeReplay(ctx, e, args[0], asJSON) }),
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print what was done as JSON")
+	return c
 }
 
 // stripeEventsOptions are the flags of "stripe events".
@@ -155,58 +160,101 @@ func runStripeTrigger(ctx context.Context, e *env, eventType string, o stripeTri
 	if err != nil {
 		return usagef("--url: %v", err)
 	}
-	fmt.Fprintf(e.stdout, "sending %s %s for account %s (customer %s, API %s) to %s\n",
-		ev.Type, ev.ID, acct.Slug, opts.CustomerID, ev.APIVersion, url)
+	if !o.asJSON {
+		fmt.Fprintf(e.stdout, "sending %s %s for account %s (customer %s, API %s) to %s\n",
+			ev.Type, ev.ID, acct.Slug, opts.CustomerID, ev.APIVersion, url)
+	}
 	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the web process at %s: %w (is it running? start it with \"go run ./cmd/web\" or \"make dev\", or pass --url)", url, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	fmt.Fprintf(e.stdout, "HTTP %s\n%s\n", resp.Status, strings.TrimSpace(string(body)))
+	if o.asJSON {
+		answer := payloadValue(bytes.TrimSpace(body))
+		if err := printJSON(e.stdout, map[string]any{
+			"event_id": ev.ID, "type": ev.Type, "account": acct.Slug, "customer": opts.CustomerID,
+			"api_version": ev.APIVersion, "url": url, "http_status": resp.StatusCode, "answer": answer,
+		}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "HTTP %s\n%s\n", resp.Status, strings.TrimSpace(string(body)))
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("the web process answered %s", resp.Status)
+	}
+	if o.asJSON {
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "follow it with: cleantrack stripe events --since 10m\n")
 	return nil
 }
 
-func runStripeReplay(ctx context.Context, e *env, id string) error {
+// replayResult is what "stripe replay" did, in order; --json prints it.
+type replayResult struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Status   string `json:"status"` // before the replay
+	Attempts int    `json:"attempts"`
+	// Outcome: enqueued, moved_to_run_now, already_<state> (a task holds
+	// the id and will run), or duplicate (one appeared meanwhile).
+	Outcome string   `json:"outcome"`
+	Steps   []string `json:"steps"`
+}
+
+func runStripeReplay(ctx context.Context, e *env, id string, asJSON bool) error {
+	res, err := replayStripeEvent(ctx, e, id)
+	if asJSON && res.ID != "" && err == nil {
+		return printJSON(e.stdout, res)
+	}
+	if !asJSON {
+		for _, s := range res.Steps {
+			fmt.Fprintln(e.stdout, s)
+		}
+	}
+	return err
+}
+
+func replayStripeEvent(ctx context.Context, e *env, id string) (replayResult, error) {
+	var res replayResult
+	say := func(format string, args ...any) { res.Steps = append(res.Steps, fmt.Sprintf(format, args...)) }
 	s, err := e.Store(ctx)
 	if err != nil {
-		return err
+		return res, err
 	}
 	ev, err := s.StripeEventByID(ctx, id)
 	if errors.Is(err, postgres.ErrNotFound) {
-		return fmt.Errorf("no Stripe event %s in the inbox; \"cleantrack stripe events\" lists the recorded ones", id)
+		return res, fmt.Errorf("no Stripe event %s in the inbox; \"cleantrack stripe events\" lists the recorded ones", id)
 	}
 	if err != nil {
-		return err
+		return res, err
 	}
 	insp, err := e.Inspector()
 	if err != nil {
-		return err
+		return res, err
 	}
 	client, err := e.Client()
 	if err != nil {
-		return err
+		return res, err
 	}
-	fmt.Fprintf(e.stdout, "event %s (%s): %s, %d attempts\n", ev.ID, ev.Type, ev.Status(), ev.Attempts)
+	res.ID, res.Type, res.Status, res.Attempts = ev.ID, ev.Type, ev.Status(), ev.Attempts
+	say("event %s (%s): %s, %s", ev.ID, ev.Type, ev.Status(), countNoun(ev.Attempts, "attempt"))
 	if ev.ProcessedAt != nil {
-		fmt.Fprintln(e.stdout, "it is already processed: the worker will not apply it again, only repeat its notifications")
+		say("it is already processed: the worker will not apply it again, only repeat its notifications")
 	}
 
 	if ev.DismissedAt != nil {
 		if err := s.ClearStripeEventDismissal(ctx, ev.ID); err != nil {
-			return err
+			return res, err
 		}
-		fmt.Fprintf(e.stdout, "cleared the dismissal by %s (%s)\n", ev.DismissedBy, ev.DismissedReason)
+		say("cleared the dismissal by %s (%s)", ev.DismissedBy, ev.DismissedReason)
 	}
 	if ev.FailedAt != nil {
 		if err := s.ClearStripeEventFailure(ctx, ev.ID); err != nil {
-			return err
+			return res, err
 		}
-		fmt.Fprintf(e.stdout, "cleared failed_at (last error: %s)\n", dashIfEmpty(ev.LastError))
+		say("cleared failed_at (last error: %s)", dashIfEmpty(ev.LastError))
 	}
 
 	info, err := insp.GetTaskInfo(tasks.QueueCritical, ev.ID)
@@ -214,39 +262,43 @@ func runStripeReplay(ctx context.Context, e *env, id string) error {
 	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
 		// Nothing in Redis holds the id.
 	case err != nil:
-		return fmt.Errorf("look up task %s: %w", ev.ID, redisHint(err))
+		return res, fmt.Errorf("look up task %s: %w", ev.ID, redisHint(err))
 	case info.State == asynq.TaskStateArchived || info.State == asynq.TaskStateCompleted:
 		// An archived or retained task keeps its TaskID taken: delete it so
 		// the id can be enqueued again.
 		if err := insp.DeleteTask(tasks.QueueCritical, ev.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return fmt.Errorf("delete %s task %s: %w", info.State, ev.ID, redisHint(err))
+			return res, fmt.Errorf("delete %s task %s: %w", info.State, ev.ID, redisHint(err))
 		}
-		fmt.Fprintf(e.stdout, "deleted the %s task %s from queue %s\n", info.State, ev.ID, tasks.QueueCritical)
+		say("deleted the %s task %s from queue %s", info.State, ev.ID, tasks.QueueCritical)
 	case info.State == asynq.TaskStateRetry || info.State == asynq.TaskStateScheduled:
 		if err := insp.RunTask(tasks.QueueCritical, ev.ID); err != nil {
-			return fmt.Errorf("run task %s now: %w", ev.ID, redisHint(err))
+			return res, fmt.Errorf("run task %s now: %w", ev.ID, redisHint(err))
 		}
-		fmt.Fprintf(e.stdout, "task %s was waiting (%s, %d retries so far); moved it to run now\n", ev.ID, info.State, info.Retried)
-		return nil
+		res.Outcome = "moved_to_run_now"
+		say("task %s was waiting (%s, %s so far); moved it to run now", ev.ID, info.State, countNoun(info.Retried, "retry"))
+		return res, nil
 	default:
-		fmt.Fprintf(e.stdout, "task %s is already %s in queue %s; nothing to re-enqueue\n", ev.ID, info.State, tasks.QueueCritical)
-		return nil
+		res.Outcome = "already_" + info.State.String()
+		say("task %s is already %s in queue %s; nothing to re-enqueue", ev.ID, info.State, tasks.QueueCritical)
+		return res, nil
 	}
 
 	task, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: ev.ID, Type: ev.Type})
 	if err != nil {
-		return err
+		return res, err
 	}
 	_, dup, err := queue.Enqueue(ctx, client, task)
 	if err != nil {
-		return redisHint(err)
+		return res, redisHint(err)
 	}
 	if dup {
-		fmt.Fprintf(e.stdout, "task %s appeared in queue %s meanwhile; not enqueued twice\n", ev.ID, tasks.QueueCritical)
-		return nil
+		res.Outcome = "duplicate"
+		say("task %s appeared in queue %s meanwhile; not enqueued twice", ev.ID, tasks.QueueCritical)
+		return res, nil
 	}
-	fmt.Fprintf(e.stdout, "enqueued %s %s in queue %s\n", tasks.TypeStripeEvent, ev.ID, tasks.QueueCritical)
-	return nil
+	res.Outcome = "enqueued"
+	say("enqueued %s %s in queue %s", tasks.TypeStripeEvent, ev.ID, tasks.QueueCritical)
+	return res, nil
 }
 
 // stripeEventView is one inbox row as "stripe events --json" prints it.
@@ -342,7 +394,7 @@ func runStripeEvents(ctx context.Context, e *env, o stripeEventsOptions) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Type, r.Kind, r.Source, showTime(&r.ReceivedAt), r.Status(), r.Attempts, dashIfEmpty(foldLine(detail, 100)))
 	}
 	tw.Flush()
-	fmt.Fprintf(e.stdout, "%d events\n", len(rows))
+	fmt.Fprintln(e.stdout, countNoun(len(rows), "event"))
 	return nil
 }
 

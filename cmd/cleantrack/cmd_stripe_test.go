@@ -118,7 +118,16 @@ func TestStripeTriggerPostsSignedEvent(t *testing.T) {
 		assert.Contains(t, out, `{"received":true,"duplicate":false}`)
 	}
 
-	require.Len(t, fake.events, 2)
+	out, _, err := cli(t, f.env, "stripe", "trigger", "customer.created", "--account", "acme", "--url", srv.URL, "--json")
+	require.NoError(t, err)
+	var sent map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &sent), out)
+	assert.Equal(t, "customer.created", sent["type"])
+	assert.Equal(t, "cus_acme", sent["customer"])
+	assert.EqualValues(t, 200, sent["http_status"])
+	assert.Equal(t, map[string]any{"received": true, "duplicate": false}, sent["answer"])
+
+	require.Len(t, fake.events, 3)
 	for i, want := range []string{stripetest.APIVersion2023, stripetest.APIVersion2025} {
 		ev := fake.events[i]
 		assert.Equal(t, want, ev.APIVersion)
@@ -230,6 +239,15 @@ func TestStripeReplayDeletesArchivedCopy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "already pending")
 
+	out, _, err = cli(t, f.env, "stripe", "replay", eventID, "--json")
+	require.NoError(t, err)
+	var res replayResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	assert.Equal(t, eventID, res.ID)
+	assert.Equal(t, "already_pending", res.Outcome)
+	assert.Equal(t, postgres.InboxPending, res.Status)
+	assert.Len(t, res.Steps, 2)
+
 	_, _, err = cli(t, f.env, "stripe", "replay", "evt_missing")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no Stripe event evt_missing in the inbox")
@@ -286,7 +304,7 @@ func TestStripeEventsListsInbox(t *testing.T) {
 	out, _, err = cli(t, f.env, "stripe", "events")
 	require.NoError(t, err)
 	assert.Regexp(t, `ID\s+TYPE\s+KIND\s+SOURCE\s+RECEIVED\s+STATUS\s+ATTEMPTS\s+LAST ERROR / NOTE`, out)
-	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+snapshot\s+webhook\s+\S+ \S+\s+failed\s+1\s+no account has Stripe customer cus_x`, out)
+	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+snapshot\s+webhook\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+failed\s+1\s+no account has Stripe customer cus_x`, out)
 	assert.Contains(t, out, "3 events")
 
 	out, _, err = cli(t, f.env, "stripe", "events", "--since", time.Now().Add(time.Hour).Format(time.RFC3339))
@@ -323,7 +341,7 @@ func TestStripeEventsUnmatched(t *testing.T) {
 
 	out, _, err := cli(t, f.env, "stripe", "events", "--unmatched")
 	require.NoError(t, err)
-	assert.Regexp(t, eventID+`\s+invoice.payment_failed\s+snapshot\s+webhook\s+\S+ \S+\s+unmatched\s+1\s+no account has Stripe customer cus_elsewhere`, out)
+	assert.Regexp(t, eventID+`\s+invoice.payment_failed\s+\S+\s+\S+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+unmatched\s+1\s+no account has Stripe customer cus_elsewhere`, out)
 	assert.NotContains(t, out, other)
 
 	out, _, err = cli(t, f.env, "stripe", "events", "--unmatched", "--json")
@@ -376,7 +394,7 @@ func TestStripeDismiss(t *testing.T) {
 
 	out, _, err := cli(t, f.env, "stripe", "dismiss", failed, "--reason", "a malformed test event")
 	require.NoError(t, err)
-	assert.Regexp(t, `dismissed event `+failed+` \(invoice.payment_failed, 1 attempts, last error: malformed event: event has no data.object\) by alice at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: a malformed test event`, out)
+	assert.Regexp(t, `dismissed event `+failed+` \(invoice.payment_failed, 1 attempt, last error: malformed event: event has no data.object\) by alice at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: a malformed test event`, out)
 
 	out, _, err = cli(t, f.env, "stripe", "dismiss", unmatched, "--reason", "another product's customer", "--by", "bob")
 	require.NoError(t, err)
@@ -390,8 +408,8 @@ func TestStripeDismiss(t *testing.T) {
 	}
 	out, _, err = cli(t, f.env, "stripe", "events")
 	require.NoError(t, err)
-	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+snapshot\s+webhook\s+\S+ \S+\s+dismissed\s+1\s+dismissed by alice: a malformed test event`, out)
-	assert.Regexp(t, unmatched+`\s+\S+\s+snapshot\s+webhook\s+\S+ \S+\s+dismissed\s+1\s+dismissed by bob: another product's customer`, out)
+	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+\S+\s+\S+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+dismissed\s+1\s+dismissed by alice: a malformed test event`, out)
+	assert.Regexp(t, unmatched+`\s+\S+\s+\S+\s+\S+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+dismissed\s+1\s+dismissed by bob: another product's customer`, out)
 	out, _, err = cli(t, f.env, "stripe", "events", "--json")
 	require.NoError(t, err)
 	var rows []stripeEventView

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -67,13 +66,13 @@ func runStripeDismiss(ctx context.Context, e *env, id string, o stripeDismissOpt
 	if o.asJSON {
 		return printJSON(e.stdout, newStripeEventView(ev))
 	}
-	at := ev.DismissedAt.UTC().Format(time.RFC3339)
+	at := rfc3339(*ev.DismissedAt)
 	if !changed {
 		fmt.Fprintf(e.stdout, "event %s was already dismissed by %s at %s: %s; nothing changed\n", ev.ID, ev.DismissedBy, at, ev.DismissedReason)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "dismissed event %s (%s, %d attempts, last error: %s) by %s at %s: %s\n",
-		ev.ID, ev.Type, ev.Attempts, dashIfEmpty(foldLine(ev.LastError, 100)), ev.DismissedBy, at, ev.DismissedReason)
+	fmt.Fprintf(e.stdout, "dismissed event %s (%s, %s, last error: %s) by %s at %s: %s\n",
+		ev.ID, ev.Type, countNoun(ev.Attempts, "attempt"), dashIfEmpty(foldLine(ev.LastError, 100)), ev.DismissedBy, at, ev.DismissedReason)
 	fmt.Fprintf(e.stdout, "it stays in the inbox (\"cleantrack stripe events\" shows it as dismissed); \"cleantrack stripe replay %s\" undoes this\n", ev.ID)
 	return nil
 }

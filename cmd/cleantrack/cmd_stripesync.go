@@ -20,7 +20,7 @@ import (
 // command cannot do without it.
 func (e *env) stripeAPI(why string, allowWebhookEndpoints bool) (*stripeapi.Client, error) {
 	if e.cfg.StripeSecretKey == "" {
-		return nil, usagef("STRIPE_SECRET_KEY is not set: %s; give the account's secret key (sk_test_... or sk_live_...)", why)
+		return nil, fmt.Errorf("STRIPE_SECRET_KEY is not set: %s; give the account's secret key (sk_test_... or sk_live_...)", why)
 	}
 	return stripeapi.New(stripeapi.Config{
 		Key:                   e.cfg.StripeSecretKey,
@@ -67,7 +67,7 @@ func runStripeSync(ctx context.Context, e *env, o stripeSyncOptions) error {
 	}
 	if now.Sub(since) > billing.SyncMaxAge {
 		return usagef("--since %s reaches back to %s: Stripe keeps events for 30 days only; give 30d or less",
-			o.since, since.UTC().Format(time.RFC3339))
+			o.since, rfc3339(since))
 	}
 	api, err := e.stripeAPI("stripe sync reads Stripe's List Events API with it", false)
 	if err != nil {
@@ -94,13 +94,13 @@ func runStripeSync(ctx context.Context, e *env, o stripeSyncOptions) error {
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "stopped after %s: %d already in the inbox, %d recorded, %d refused\n",
-			counted(res.Listed, "event"), res.AlreadyInInbox, res.Recorded, len(res.Refused))
+			countNoun(res.Listed, "event"), res.AlreadyInInbox, res.Recorded, len(res.Refused))
 		return redisHint(err)
 	}
 	if o.asJSON {
 		return printJSON(e.stdout, res)
 	}
-	fmt.Fprintf(e.stdout, "listed %s since %s: %d already in the inbox, ", counted(res.Listed, "event"), res.Since.Format(time.RFC3339), res.AlreadyInInbox)
+	fmt.Fprintf(e.stdout, "listed %s since %s: %d already in the inbox, ", countNoun(res.Listed, "event"), rfc3339(res.Since), res.AlreadyInInbox)
 	if o.dryRun {
 		fmt.Fprintf(e.stdout, "%d missing (not recorded: dry run), %d refused\n", res.Missing, len(res.Refused))
 	} else {
@@ -183,7 +183,7 @@ func runStripeReconcile(ctx context.Context, e *env, o stripeReconcileOptions) e
 				}
 			}
 		}
-		fmt.Fprintf(e.stdout, "checked %s: %d differ", counted(rep.Checked, "account"), rep.Drifted)
+		fmt.Fprintf(e.stdout, "checked %s: %d differ", countNoun(rep.Checked, "account"), rep.Drifted)
 		if o.fix {
 			fmt.Fprintf(e.stdout, ", %d fixed", rep.Fixed)
 		}
@@ -199,12 +199,4 @@ func runStripeReconcile(ctx context.Context, e *env, o stripeReconcileOptions) e
 		return fmt.Errorf("%d accounts still differ from Stripe", rep.Remaining)
 	}
 	return nil
-}
-
-// counted writes "1 event", "2 events".
-func counted(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

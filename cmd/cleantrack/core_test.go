@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/tasks"
 )
 
 // cli runs the CLI as a user would, with env as its whole environment.
@@ -61,6 +63,20 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 	out, _, err = cli(t, env, "migrate", "status")
 	require.NoError(t, err)
 	assert.Contains(t, out, "0 pending")
+	assert.Regexp(t, `(?m)^00001 +\S+ +applied +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, out)
+
+	out, _, err = cli(t, env, "migrate", "status", "--json")
+	require.NoError(t, err)
+	var st []migrationView
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.NotEmpty(t, st)
+	assert.Equal(t, int64(1), st[0].Version)
+	assert.True(t, st[0].Applied)
+	require.NotNil(t, st[0].AppliedAt)
+
+	out, _, err = cli(t, env, "migrate", "--json")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"applied":[]}`, out)
 }
 
 // Behind PgBouncer DATABASE_URL names the pooler and MIGRATE_DATABASE_URL
@@ -98,27 +114,70 @@ func TestEnqueueAnyTask(t *testing.T) {
 	t.Parallel()
 	redisURL := redistest.NewURL(t)
 	env := map[string]string{"REDIS_URL": redisURL}
-	out, _, err := cli(t, env, "enqueue", "stripe:event", "--payload", `{"event_id":"evt_1"}`, "--queue", "critical", "--task-id", "evt_1")
-	require.NoError(t, err)
-	assert.Contains(t, out, "enqueued stripe:event as evt_1 in queue critical")
-
-	out, _, err = cli(t, env, "enqueue", "stripe:event", "--payload", `{"event_id":"evt_1"}`, "--queue", "critical", "--task-id", "evt_1")
-	require.NoError(t, err)
-	assert.Contains(t, out, "already enqueued")
-
 	opt, err := queue.RedisOpt(redisURL)
 	require.NoError(t, err)
 	insp := asynq.NewInspector(opt)
 	defer insp.Close()
+
+	// By hand, a task gets what the system gives it: queue, retries,
+	// retention and the TaskID its constructor derives (the event id).
+	out, _, err := cli(t, env, "enqueue", "stripe:event", "--payload", `{"event_id":"evt_1","type":"customer.created"}`)
+	require.NoError(t, err)
+	assert.Contains(t, out, "enqueued stripe:event as evt_1 in queue critical")
 	info, err := insp.GetTaskInfo("critical", "evt_1")
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"event_id":"evt_1"}`, string(info.Payload))
+	sys, err := tasks.NewStripeEvent(tasks.StripeEventPayload{EventID: "evt_1", Type: "customer.created"})
+	require.NoError(t, err)
+	assert.JSONEq(t, string(sys.Payload()), string(info.Payload))
+	want := tasks.Types[tasks.TypeStripeEvent]
+	assert.Equal(t, want.MaxRetry, info.MaxRetry)
+	assert.Equal(t, want.Timeout, info.Timeout)
+	assert.Equal(t, want.Retention, info.Retention)
 
-	_, _, err = cli(t, env, "enqueue", "x", "--payload", "{not json")
-	assert.ErrorContains(t, err, "--payload is not valid JSON")
-	assert.Equal(t, 2, exitCode(err))
-	_, _, err = cli(t, env, "enqueue", "x", "--queue", "urgent")
-	assert.ErrorContains(t, err, `--queue "urgent"`)
+	out, _, err = cli(t, env, "enqueue", "stripe:event", "--payload", `{"event_id":"evt_1"}`)
+	require.NoError(t, err)
+	assert.Contains(t, out, "already enqueued")
+
+	// A weekly summary for an account and week: the same TaskID as the
+	// fan-out's, so it is not sent twice.
+	out, _, err = cli(t, env, "enqueue", "report:weekly_summary_account", "--payload", `{"account_id":7,"week":"2026-W47"}`, "--json")
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	assert.Equal(t, "report:weekly_summary_account:7:2026-W47", got["id"])
+	assert.Equal(t, "low", got["queue"])
+	assert.Equal(t, true, got["enqueued"])
+
+	// --queue and --task-id override.
+	out, _, err = cli(t, env, "enqueue", "cleaning:overdue_scan", "--queue", "critical", "--task-id", "scan-by-hand")
+	require.NoError(t, err)
+	assert.Contains(t, out, "enqueued cleaning:overdue_scan as scan-by-hand in queue critical")
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"enqueue", "overdue_scan"}, `no worker serves task type "overdue_scan" (did you mean "cleaning:overdue_scan"?); the task types are ` + strings.Join(tasks.TypeNames(), ", ")},
+		{[]string{"enqueue", "frobnicate"}, `no worker serves task type "frobnicate"; the task types are cleaning:overdue_scan, email:send,`},
+		{[]string{"enqueue", "stripe:event", "--payload", "{not json"}, "--payload is not valid JSON"},
+		{[]string{"enqueue", "stripe:event", "--payload", `{"id":"evt_1"}`}, `--payload: payload of tasks.StripeEventPayload: json: unknown field "id"`},
+		{[]string{"enqueue", "stripe:event"}, "--payload: stripe event task: empty event id"},
+		{[]string{"enqueue", "stripe:event", "--queue", "urgent"}, `--queue "urgent"`},
+	} {
+		_, _, err = cli(t, env, tc.args...)
+		require.Error(t, err, tc.args)
+		assert.Contains(t, err.Error(), tc.want)
+		assert.Equal(t, 2, exitCode(err), tc.args)
+	}
+	n, err := insp.Queues()
+	require.NoError(t, err)
+	var total int
+	for _, q := range n {
+		qi, err := insp.GetQueueInfo(q)
+		require.NoError(t, err)
+		total += qi.Size
+	}
+	assert.Equal(t, 3, total, "refused tasks are not enqueued")
 }
 
 func TestUnknownCommandAndHelp(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,7 +32,7 @@ func TestStripeCheckFindsOurEndpoint(t *testing.T) {
 	out, _, err := cli(t, map[string]string{"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_API_BASE": api.URL()}, "stripe", "check")
 	require.NoError(t, err)
 	assert.Contains(t, out, "live mode")
-	assert.Contains(t, out, "1 endpoint(s) deliver every event")
+	assert.Contains(t, out, "1 endpoint delivers every event")
 	assert.Contains(t, out, "customer.subscription.created,customer.subscription.deleted")
 	var calls []string
 	for _, r := range api.Requests() {
@@ -40,7 +41,23 @@ func TestStripeCheckFindsOurEndpoint(t *testing.T) {
 	assert.Equal(t, []string{"GET /v1/events", "GET /v1/webhook_endpoints"}, calls, "stripe check only reads")
 	assert.Equal(t, "1", api.Requests()[0].Query.Get("limit"))
 
+	out, _, err = cli(t, map[string]string{"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_API_BASE": api.URL()}, "stripe", "check", "--json")
+	require.NoError(t, err)
+	var got struct {
+		Mode      string         `json:"mode"`
+		Ready     int            `json:"ready"`
+		Endpoints []endpointView `json:"endpoints"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	assert.Equal(t, "live", got.Mode)
+	assert.Equal(t, 1, got.Ready)
+	require.Len(t, got.Endpoints, 2)
+	for _, ep := range got.Endpoints {
+		assert.True(t, ep.CleanTrackPath, ep.URL)
+		assert.Equal(t, len(ep.MissingEvents) == 0, ep.Ready, ep.URL)
+	}
+
 	_, _, err = cli(t, nil, "stripe", "check")
 	assert.ErrorContains(t, err, "STRIPE_SECRET_KEY is not set: thin events cannot be applied")
-	assert.Equal(t, 2, exitCode(err))
+	assert.Equal(t, 1, exitCode(err))
 }

@@ -19,8 +19,11 @@ import (
 func startScheduler(t *testing.T, env map[string]string) string {
 	t.Helper()
 	env["REDIS_URL"] = redistest.NewURL(t)
-	env["DATABASE_URL"] = pgtest.NewURL(t)
 	env["SCHEDULER_METRICS_ADDR"] = "127.0.0.1:0"
+	if env["DATABASE_URL"] == "" {
+		// Not the default database, which may not exist here.
+		env["DATABASE_URL"] = pgtest.NewURL(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &proctest.SyncBuffer{}

@@ -17,6 +17,7 @@ import (
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/tasks"
 )
 
 // shutdownTimeout is how long running tasks get to finish on SIGTERM before
@@ -47,6 +48,11 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 
 	mux := asynq.NewServeMux()
 	mux.Use(metrics.TaskMiddleware(queue.IsFailure))
+	typeQueues := make(map[string]string, len(tasks.Types))
+	for t, s := range tasks.Types {
+		typeQueues[t] = s.Queue
+	}
+	metrics.InitTaskSeries(typeQueues)
 	if err := registerHandlers(ctx, mux, cfg, store, client, redisOpt, log); err != nil {
 		return err
 	}

@@ -23,8 +23,9 @@ const envExamplePath = "../../.env.example"
 const testSectionMarker = "# --- Tests, benchmarks and drills"
 
 // testOnlyVariables are the variables of that section: internal/pgtest,
-// internal/redistest, internal/bench and internal/drill read them.
-var testOnlyVariables = []string{"TEST_DATABASE_URL", "TEST_PGBOUNCER_URL", "TEST_REDIS_URL"}
+// internal/redistest, internal/bench and internal/drill read them (TEST_RUN_ID:
+// pgtest, set by `make test`).
+var testOnlyVariables = []string{"TEST_DATABASE_URL", "TEST_PGBOUNCER_URL", "TEST_REDIS_URL", "TEST_RUN_ID"}
 
 var assignment = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)=(.*)$`)
 

@@ -51,6 +51,20 @@ func init() {
 	Registry.MustRegister(TasksProcessed, TasksFailed, TasksRetried, TasksArchived, TaskDuration)
 }
 
+// InitTaskSeries creates every per-task-type series at zero for each task
+// type and the queue it runs in (type -> queue), so that a rate() alert sees
+// 0 from the worker's start rather than no series until a task of that type
+// ran. The worker calls it once at start with tasks.Types.
+func InitTaskSeries(queues map[string]string) {
+	for taskType, q := range queues {
+		TasksProcessed.WithLabelValues(taskType, q)
+		TasksFailed.WithLabelValues(taskType, q)
+		TasksRetried.WithLabelValues(taskType, q)
+		TasksArchived.WithLabelValues(taskType, q)
+		TaskDuration.WithLabelValues(taskType)
+	}
+}
+
 // TaskMiddleware counts every task run into the Tasks* series and
 // TaskDuration. isFailure must be the server's asynq.Config.IsFailure (nil
 // means every error is a failure), so the counts agree with what Asynq does

@@ -43,7 +43,8 @@ func PoolerURL() string { return os.Getenv("TEST_PGBOUNCER_URL") }
 
 // NewURL creates an isolated, migrated database and returns its URL, through
 // PgBouncer when TEST_PGBOUNCER_URL is set. The database is dropped when t
-// ends.
+// ends, whether it passed, failed or panicked (t.Cleanup runs in all three
+// cases).
 func NewURL(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
@@ -56,7 +57,7 @@ func NewURL(t testing.TB) string {
 		t.Fatalf("pgtest: PostgreSQL at TEST_DATABASE_URL (%s) is not reachable: %v; start it (see README, \"Running the tests\")", redact(AdminURL()), err)
 	}
 	tmpl := ensureTemplate(t, admin)
-	name := "cleantrack_test_" + randomSuffix()
+	name := DatabasePrefix() + randomSuffix()
 	var lastErr error
 	for i := 0; i < 20; i++ {
 		// Two packages cloning the template at once may collide; try again.
@@ -74,12 +75,32 @@ func NewURL(t testing.TB) string {
 			return
 		}
 		defer a.Close()
-		_, _ = a.Exec(fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
+		if _, err := a.Exec(fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
+			// Left behind: say so, so that the end-of-run check is explained.
+			t.Logf("pgtest: drop database %s: %v", name, err)
+		}
 	})
 	if p := PoolerURL(); p != "" {
 		return withDatabase(p, name)
 	}
 	return withDatabase(AdminURL(), name)
+}
+
+// DatabasePrefix is how the names of the databases NewURL creates begin:
+// "cleantrack_test_", then TEST_RUN_ID (letters and digits, at most 20) and
+// "_" when it is set. `make test` sets one per run so that it can check, at
+// the end, that the run left no database behind.
+func DatabasePrefix() string {
+	var id strings.Builder
+	for _, r := range strings.ToLower(os.Getenv("TEST_RUN_ID")) {
+		if id.Len() < 20 && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			id.WriteRune(r)
+		}
+	}
+	if id.Len() == 0 {
+		return "cleantrack_test_"
+	}
+	return "cleantrack_test_" + id.String() + "_"
 }
 
 // NewStore is NewURL plus an open postgres.Store, closed when t ends.
