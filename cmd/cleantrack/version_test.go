@@ -73,6 +73,17 @@ func TestCLIReadsDotenv(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "DATABASE_URL:")
 
+	// Settings that would make the web process refuse every webhook are
+	// refused here too, from the file as from the environment.
+	tolerance := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(tolerance, ".env"), []byte("STRIPE_WEBHOOK_TOLERANCE=0\n"), 0o600))
+	_, _, err = cliIn(t, tolerance, nil, "migrate", "status")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "STRIPE_WEBHOOK_TOLERANCE:")
+	_, _, err = cliIn(t, t.TempDir(), map[string]string{"RESEND_WEBHOOK_SECRET": "whsec_???"}, "migrate", "status")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "RESEND_WEBHOOK_SECRET:")
+
 	// A .env that cannot be parsed stops a command that reads the
 	// configuration, and not --help.
 	bad := t.TempDir()

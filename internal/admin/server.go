@@ -158,11 +158,11 @@ func Start(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger
 		}
 		<-serveErr // http.ErrServerClosed after Shutdown
 	}()
-	log.Info("admin listener started",
-		slog.String("listener", c.Name),
-		slog.String("addr", ln.Addr().String()),
-		slog.Bool("auth", c.authEnabled()),
-		slog.String("allowed_hosts", strings.Join(c.AllowedHosts, ",")))
+	attrs := []any{slog.String("listener", c.Name), slog.String("addr", ln.Addr().String()), slog.Bool("auth", c.authEnabled())}
+	if len(c.AllowedHosts) > 0 {
+		attrs = append(attrs, slog.String("allowed_hosts", strings.Join(c.AllowedHosts, ",")))
+	}
+	log.Info("admin listener started", attrs...)
 	return s, nil
 }
 
