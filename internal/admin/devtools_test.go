@@ -2,12 +2,12 @@ package admin_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,22 +41,48 @@ func startDevtools(t *testing.T) *devtools {
 	require.NoError(t, err)
 	chromeOut, fromChrome, err := os.Pipe()
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, chromium,
+	// A profile of its own, removed once Chromium and its helper processes
+	// have let go of it.
+	profile, err := os.MkdirTemp("", "devtools-")
+	require.NoError(t, err)
+	cmd := exec.Command(chromium,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+t.TempDir(), "--remote-debugging-pipe", "about:blank")
+		"--user-data-dir="+profile, "--remote-debugging-pipe", "about:blank")
 	cmd.ExtraFiles = []*os.File{toChrome, fromChrome} // fds 3 and 4
+	// A process group, so that its helpers (renderers, crash handler) can
+	// be stopped with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	toChrome.Close()
 	fromChrome.Close()
 	d := &devtools{t: t, in: chromeIn, wait: map[int]chan devtoolsAnswer{}}
 	go d.read(chromeOut)
-	t.Cleanup(func() {
-		chromeIn.Close()
-		cancel()
+	exited := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		// Closing the pipe asks Chromium to quit; it gets a while to do so.
+		chromeIn.Close()
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // helpers left behind, if any
 		chromeOut.Close()
+		for i := 0; ; i++ {
+			if err := os.RemoveAll(profile); err == nil || i == 20 {
+				if err != nil {
+					t.Logf("chromium profile %s left behind: %v", profile, err)
+				}
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	return d
 }
@@ -129,7 +155,8 @@ func (d *devtools) open(url string) string {
 	}
 	d.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached)
 	deadline := time.Now().Add(30 * time.Second)
-	for d.eval(attached.SessionID, "document.readyState") != "complete" {
+	// Until the navigation commits, the tab shows about:blank, complete.
+	for d.eval(attached.SessionID, `location.href !== "about:blank" && document.readyState === "complete"`) != "true" {
 		if time.Now().After(deadline) {
 			d.t.Fatalf("%s did not load", url)
 		}
