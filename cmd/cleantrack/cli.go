@@ -15,6 +15,7 @@ import (
 	"github.com/cleantrack/jobs/internal/config"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/startup"
 )
 
 // usageError is a mistake in how the command was called; it exits with 2.
@@ -37,8 +38,12 @@ func exitCode(err error) int {
 type env struct {
 	cfg    config.Config
 	getenv func(string) string
-	stdout io.Writer
-	stderr io.Writer
+	// dotenv says which .env filled in the environment, and why one could
+	// not be read; verbose (-v) prints where the configuration came from.
+	dotenv  startup.Env
+	verbose bool
+	stdout  io.Writer
+	stderr  io.Writer
 
 	store        *postgres.Store
 	migrateStore *postgres.Store
@@ -128,17 +133,30 @@ func (e *env) table(header ...string) *tabwriter.Writer {
 // configuration, PostgreSQL or Redis.
 func (e *env) action(fn func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		if e.dotenv.Err != nil {
+			return e.dotenv.Err
+		}
 		cfg, err := config.Load(e.getenv)
 		if err != nil {
 			return err
 		}
 		e.cfg = cfg
+		if e.verbose {
+			// stderr: stdout may be --json for a script.
+			fmt.Fprintf(e.stderr, "cleantrack: configuration from the %s\n", e.dotenv.Source())
+		}
 		return fn(cmd.Context(), args)
 	}
 }
 
+// run runs the command line in args with the variables getenv gives.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
+	return runEnv(ctx, args, startup.Env{Getenv: getenv}, stdout, stderr)
+}
+
+// runEnv is run with the environment main completed from ./.env.
+func runEnv(ctx context.Context, args []string, dotenv startup.Env, stdout, stderr io.Writer) error {
+	e := &env{getenv: dotenv.Getenv, dotenv: dotenv, stdout: stdout, stderr: stderr}
 	defer e.close()
 	root := newRootCmd(e)
 	root.SetArgs(args[1:])
@@ -157,6 +175,9 @@ func newRootCmd(e *env) *cobra.Command {
 	}
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
+	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "say on stderr where the configuration came from (the environment, and ./.env when present)")
+	root.Version = startup.ReadBuild().Version
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see \"%s --help\")", err, c.CommandPath())
 	})
@@ -176,6 +197,7 @@ func newRootCmd(e *env) *cobra.Command {
 		newQueuesCmd(e),
 		newTasksCmd(e),
 		newWorkersCmd(e),
+		newVersionCmd(e),
 	)
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {

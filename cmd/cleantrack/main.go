@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cleantrack/jobs/internal/startup"
 )
 
 func main() {
@@ -19,7 +21,8 @@ func main() {
 	redis.SetLogger(quietLogger{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	// Only here is a .env read: tests call run with an environment of their own.
+	if err := runEnv(ctx, os.Args, startup.Dotenv(".", os.LookupEnv), os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "cleantrack:", err)
 		os.Exit(exitCode(err))
 	}

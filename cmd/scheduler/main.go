@@ -9,13 +9,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/cleantrack/jobs/internal/startup"
 )
+
+// about is what --help says the process does.
+const about = `CleanTrack's scheduler. It enqueues the periodic work (inbox re-drive, overdue
+scans, weekly summaries, Stripe sync and reconcile) on cron specs, each slot
+once however many schedulers run; /metrics on SCHEDULER_METRICS_ADDR.`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+	// Only here is a .env read: tests call run with an environment of their own.
+	if err := run(ctx, os.Args, startup.Dotenv(".", os.LookupEnv), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "scheduler:", err)
-		os.Exit(1)
+		os.Exit(startup.ExitCode(err))
 	}
 }

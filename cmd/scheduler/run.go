@@ -18,14 +18,24 @@ import (
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/scheduler"
+	"github.com/cleantrack/jobs/internal/startup"
 )
 
-func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv)
+// run answers --help and --version, or runs the scheduler with the
+// configuration from env until ctx is done.
+func run(ctx context.Context, args []string, env startup.Env, stdout io.Writer) error {
+	if done, err := startup.DaemonArgs("scheduler", about, args, stdout); done || err != nil {
+		return err
+	}
+	if env.Err != nil {
+		return env.Err
+	}
+	cfg, err := config.Load(env.Getenv)
 	if err != nil {
 		return err
 	}
 	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "scheduler"))
+	log.Info("configuration loaded", slog.String("env_file", env.FileOrNone()))
 	_, stopLogs := logging.RouteLibraries(log)
 	defer stopLogs()
 

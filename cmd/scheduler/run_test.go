@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,23 +15,28 @@ import (
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/startup"
 )
 
 // startScheduler runs the scheduler with env until it has started, stops it
 // and returns its log.
 func startScheduler(t *testing.T, env map[string]string) string {
 	t.Helper()
+	// A database of the test's own: the default URL names a development
+	// database that may not exist.
+	env["DATABASE_URL"] = pgtest.NewURL(t)
 	env["REDIS_URL"] = redistest.NewURL(t)
 	env["SCHEDULER_METRICS_ADDR"] = "127.0.0.1:0"
-	if env["DATABASE_URL"] == "" {
-		// Not the default database, which may not exist here.
-		env["DATABASE_URL"] = pgtest.NewURL(t)
-	}
+	return startSchedulerWith(t, startup.MapEnv(env))
+}
+
+func startSchedulerWith(t *testing.T, env startup.Env) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &proctest.SyncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, out) }()
+	go func() { done <- run(ctx, []string{"scheduler"}, env, out) }()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "scheduler started") }, 20*time.Second, 10*time.Millisecond, "%s", out)
 	cancel()
 	require.NoError(t, <-done)
@@ -49,4 +57,60 @@ func TestScheduledStripeSyncIsOffWithoutAKey(t *testing.T) {
 	assert.NotContains(t, log, "are off")
 	assert.Contains(t, log, `"entry":"stripe-sync","spec":"*/10 * * * *"`)
 	assert.Contains(t, log, `"entry":"stripe-reconcile","spec":"0 3 * * SUN"`)
+}
+
+// A .env in the working directory fills in what the environment does not
+// set, the environment wins, and the log names the file.
+func TestRunReadsDotenv(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".env"), []byte(
+		"SCHEDULER_TIMEZONE=Europe/Berlin\nSTRIPE_SECRET_KEY=sk_test_from_file\nSTRIPE_SYNC_CRON=\"*/10 * * * *\"\nSCHEDULER_METRICS_ADDR=127.0.0.1:1\n"), 0o600))
+	real := map[string]string{
+		"DATABASE_URL":           pgtest.NewURL(t),
+		"REDIS_URL":              redistest.NewURL(t),
+		"SCHEDULER_METRICS_ADDR": "127.0.0.1:0", // wins over the file's taken port
+		"STRIPE_SYNC_CRON":       "*/20 * * * *",
+	}
+	env := startup.Dotenv(dir, func(k string) (string, bool) { v, ok := real[k]; return v, ok })
+	log := startSchedulerWith(t, env)
+	assert.Contains(t, log, `"msg":"configuration loaded","process":"scheduler","env_file":"`+filepath.Join(dir, ".env")+`"`)
+	assert.Contains(t, log, `"timezone":"Europe/Berlin"`, "from the file")
+	assert.Contains(t, log, `"entry":"stripe-sync","spec":"*/20 * * * *"`, "the environment wins")
+	assert.NotContains(t, log, "sk_test_from_file")
+}
+
+func TestRunAnswersHelpAndVersionWithoutConfiguration(t *testing.T) {
+	t.Parallel()
+	broken := startup.MapEnv(map[string]string{"DATABASE_URL": "mysql://nope"})
+	var out strings.Builder
+	require.NoError(t, run(context.Background(), []string{"scheduler", "--help"}, broken, &out))
+	assert.Contains(t, out.String(), "scheduler: CleanTrack's scheduler.")
+	assert.Contains(t, out.String(), "SCHEDULER_METRICS_ADDR")
+	assert.Contains(t, out.String(), "OVERDUE_SCAN_CRON")
+	assert.NotContains(t, out.String(), "WORKER_CONCURRENCY")
+
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"scheduler", "--version"}, broken, &out))
+	assert.Regexp(t, `^scheduler \S+\ncommit: .+\ngo: go1\.`, out.String())
+
+	err := run(context.Background(), []string{"scheduler", "--verbose"}, broken, &out)
+	require.Error(t, err)
+	assert.Equal(t, 2, startup.ExitCode(err))
+}
+
+// Settings that would refuse every webhook, or a .env that cannot be read,
+// stop the process before it opens anything.
+func TestRunRefusesBadSettingsAtStart(t *testing.T) {
+	t.Parallel()
+	for name, value := range map[string]string{"STRIPE_WEBHOOK_TOLERANCE": "1e300", "RESEND_WEBHOOK_SECRET": "whsec_%%%"} {
+		err := run(context.Background(), []string{"scheduler"}, startup.MapEnv(map[string]string{name: value}), io.Discard)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), name+":")
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".env"), []byte("PORT=\"8000\n"), 0o600))
+	err := run(context.Background(), []string{"scheduler"}, startup.Dotenv(dir, func(string) (string, bool) { return "", false }), io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), filepath.Join(dir, ".env"))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/proctest"
+	"github.com/cleantrack/jobs/internal/startup"
 )
 
 // With Redis unreachable, the public and the admin /readyz both answer 503
@@ -32,7 +33,7 @@ func TestReadyzKeepsTheReasonInTheLog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	listening := make(chan string, 1)
-	go func() { done <- serve(ctx, func(k string) string { return env[k] }, &logs, listening) }()
+	go func() { done <- serve(ctx, startup.MapEnv(env), &logs, listening) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

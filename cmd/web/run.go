@@ -17,21 +17,30 @@ import (
 	"github.com/cleantrack/jobs/internal/logging"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/startup"
 	"github.com/cleantrack/jobs/internal/web"
 )
 
 // shutdownTimeout bounds how long in-flight requests get on SIGTERM.
 const shutdownTimeout = 10 * time.Second
 
-// run starts the web process and blocks until ctx is done. When ready is not
-// nil it receives the public listener's address once it accepts connections
-// (tests use it with PORT=0).
-func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
-	return serve(ctx, getenv, stdout, nil)
+// run answers --help and --version, or runs the web process with the
+// configuration from env until ctx is done.
+func run(ctx context.Context, args []string, env startup.Env, stdout io.Writer) error {
+	if done, err := startup.DaemonArgs("web", about, args, stdout); done || err != nil {
+		return err
+	}
+	return serve(ctx, env, stdout, nil)
 }
 
-func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, ready chan<- string) error {
-	cfg, err := config.Load(getenv)
+// serve runs the web process until ctx is done. When ready is not nil it
+// receives the public listener's address once it accepts connections (tests
+// use it with PORT=0).
+func serve(ctx context.Context, env startup.Env, stdout io.Writer, ready chan<- string) error {
+	if env.Err != nil {
+		return env.Err
+	}
+	cfg, err := config.Load(env.Getenv)
 	if err != nil {
 		return err
 	}
@@ -39,6 +48,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, re
 		return err
 	}
 	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "web"))
+	log.Info("configuration loaded", slog.String("env_file", env.FileOrNone()))
 	// The dashboard's queue gauges and go-redis log through slog too.
 	_, stopLogs := logging.RouteLibraries(log)
 	defer stopLogs()

@@ -15,6 +15,7 @@ import (
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/redistest"
+	"github.com/cleantrack/jobs/internal/startup"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -25,7 +26,7 @@ func TestMetricsStartAtZeroForEveryTaskType(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, env(map[string]string{
+		done <- run(ctx, []string{"worker"}, startup.MapEnv(map[string]string{
 			"DATABASE_URL":        pgtest.NewURL(t),
 			"REDIS_URL":           redistest.NewURL(t),
 			"WORKER_METRICS_ADDR": addr,

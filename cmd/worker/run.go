@@ -17,6 +17,7 @@ import (
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
+	"github.com/cleantrack/jobs/internal/startup"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -24,12 +25,21 @@ import (
 // Asynq hands them back to the queue (they are idempotent, so a re-run is safe).
 const shutdownTimeout = 25 * time.Second
 
-func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv)
+// run answers --help and --version, or runs the worker with the configuration
+// from env until ctx is done.
+func run(ctx context.Context, args []string, env startup.Env, stdout io.Writer) error {
+	if done, err := startup.DaemonArgs("worker", about, args, stdout); done || err != nil {
+		return err
+	}
+	if env.Err != nil {
+		return env.Err
+	}
+	cfg, err := config.Load(env.Getenv)
 	if err != nil {
 		return err
 	}
 	log := queue.NewLogger(stdout, cfg.LogFormat, cfg.LogLevel).With(slog.String("process", "worker"))
+	log.Info("configuration loaded", slog.String("env_file", env.FileOrNone()))
 	libLogs, stopLogs := logging.RouteLibraries(log)
 	defer stopLogs()
 

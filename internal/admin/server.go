@@ -34,6 +34,14 @@ type ServerConfig struct {
 	// which is allowed on a loopback address only.
 	User     string
 	Password string
+	// AllowedHosts, when set, are the host names (any port) the listener
+	// answers to; see Protect. The web process's admin listener sets them
+	// from ADMIN_ALLOWED_HOSTS; the worker's and scheduler's metrics
+	// listeners serve only GETs of metrics and probes and leave them empty.
+	AllowedHosts []string
+	// Timeouts bound slow and idle clients; zero fields take
+	// DefaultTimeouts.
+	Timeouts Timeouts
 }
 
 func (c ServerConfig) authEnabled() bool { return c.User != "" || c.Password != "" }
@@ -108,8 +116,9 @@ type Server struct {
 }
 
 // Start checks c (see CheckBind), binds c.Addr at once, so a taken port or a
-// refused address is an error here and not later, and serves h behind basic
-// auth until ctx is done or Stop is called. It then shuts down gracefully,
+// refused address is an error here and not later, and serves h behind
+// Protect's rules (allowed hosts, basic auth, same-origin changes, an audit
+// log line per change) and c's timeouts until ctx is done or Stop is called. It then shuts down gracefully,
 // giving in-flight requests up to ten seconds.
 func Start(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger) (*Server, error) {
 	if err := CheckBind(c); err != nil {
@@ -119,9 +128,13 @@ func Start(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen: %w", c.Name, err)
 	}
+	t := c.Timeouts.orDefaults()
 	srv := &http.Server{
-		Handler:           BasicAuth(h, c.User, c.Password),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           Protect(h, c, log),
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -145,10 +158,11 @@ func Start(ctx context.Context, c ServerConfig, h http.Handler, log *slog.Logger
 		}
 		<-serveErr // http.ErrServerClosed after Shutdown
 	}()
-	log.Info("admin listener started",
-		slog.String("listener", c.Name),
-		slog.String("addr", ln.Addr().String()),
-		slog.Bool("auth", c.authEnabled()))
+	attrs := []any{slog.String("listener", c.Name), slog.String("addr", ln.Addr().String()), slog.Bool("auth", c.authEnabled())}
+	if len(c.AllowedHosts) > 0 {
+		attrs = append(attrs, slog.String("allowed_hosts", strings.Join(c.AllowedHosts, ",")))
+	}
+	log.Info("admin listener started", attrs...)
 	return s, nil
 }
 

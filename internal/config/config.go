@@ -4,11 +4,14 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +41,14 @@ const (
 
 	DefaultStripeSyncCron = "*/30 * * * *"
 	DefaultReconcileCron  = "0 3 * * SUN"
+)
+
+// The range STRIPE_WEBHOOK_TOLERANCE accepts. Below a second every delivery
+// with the slightest clock skew is refused; beyond a day a captured signature
+// can be replayed for too long (Stripe itself uses five minutes).
+const (
+	MinWebhookTolerance = time.Second
+	MaxWebhookTolerance = 24 * time.Hour
 )
 
 // Config is every setting CleanTrack reads from its environment. The zero value
@@ -88,10 +99,15 @@ type Config struct {
 	StripeReconcileCron string
 	StripeReconcileFix  bool
 
-	AdminAddr            string
-	AdminUser            string
-	AdminPassword        string
-	AdminReadOnly        bool
+	AdminAddr     string
+	AdminUser     string
+	AdminPassword string
+	AdminReadOnly bool
+	// AdminAllowedHosts are the host names (any port) the admin listener
+	// answers to, lower case, IPv6 without brackets. Empty means the
+	// default: ADMIN_ADDR's host, localhost and 127.0.0.1 (see
+	// AdminHosts).
+	AdminAllowedHosts    []string
 	WorkerMetricsAddr    string
 	SchedulerMetricsAddr string
 	PrometheusURL        string
@@ -109,7 +125,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisURL:               p.url("REDIS_URL", DefaultRedisURL, "redis", "rediss", "redis-sentinel", "redis-socket", "redis-cluster"),
 		Port:                   p.port("PORT", DefaultPort),
 		StripeWebhookSecrets:   p.list("STRIPE_WEBHOOK_SECRET"),
-		StripeWebhookTolerance: p.duration("STRIPE_WEBHOOK_TOLERANCE", DefaultWebhookTolerance, time.Second),
+		StripeWebhookTolerance: p.durationIn("STRIPE_WEBHOOK_TOLERANCE", DefaultWebhookTolerance, time.Second, MinWebhookTolerance, MaxWebhookTolerance),
 		StripeSecretKey:        p.str("STRIPE_SECRET_KEY", ""),
 		StripeAPIBase:          p.url("STRIPE_API_BASE", "", "http", "https"),
 		SiteURL:                strings.TrimRight(p.url("SITE_URL", DefaultSiteURL, "http", "https"), "/"),
@@ -119,7 +135,7 @@ func Load(getenv func(string) string) (Config, error) {
 
 		ResendAPIKey:        p.str("RESEND_API_KEY", ""),
 		ResendBaseURL:       p.url("RESEND_BASE_URL", "", "http", "https"),
-		ResendWebhookSecret: p.str("RESEND_WEBHOOK_SECRET", ""),
+		ResendWebhookSecret: p.svixSecret("RESEND_WEBHOOK_SECRET"),
 		DefaultFromEmail:    p.str("DEFAULT_FROM_EMAIL", DefaultFromEmail),
 		EmailRatePerSecond:  p.positiveInt("EMAIL_RATE_PER_SECOND", 2),
 		EmailOutboxDir:      p.str("EMAIL_OUTBOX_DIR", DefaultOutboxDir),
@@ -139,6 +155,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminUser:            p.str("ADMIN_USER", ""),
 		AdminPassword:        p.str("ADMIN_PASSWORD", ""),
 		AdminReadOnly:        p.boolean("ADMIN_READ_ONLY", false),
+		AdminAllowedHosts:    p.hosts("ADMIN_ALLOWED_HOSTS"),
 		WorkerMetricsAddr:    p.addr("WORKER_METRICS_ADDR", DefaultWorkerMetrics),
 		SchedulerMetricsAddr: p.addr("SCHEDULER_METRICS_ADDR", DefaultSchedulerMetrics),
 		PrometheusURL:        p.url("PROMETHEUS_URL", "", "http", "https"),
@@ -160,6 +177,22 @@ func (c Config) RequireWebhookSecret() error {
 		return errors.New("STRIPE_WEBHOOK_SECRET is required: set it to the endpoint's signing secret (whsec_...), several comma-separated while rotating")
 	}
 	return nil
+}
+
+// AdminHosts is the list of host names the admin listener answers to:
+// ADMIN_ALLOWED_HOSTS, or by default ADMIN_ADDR's host (unless it is every
+// interface), localhost and 127.0.0.1.
+func (c Config) AdminHosts() []string {
+	if len(c.AdminAllowedHosts) > 0 {
+		return c.AdminAllowedHosts
+	}
+	hosts := []string{"localhost", "127.0.0.1"}
+	host, _, err := net.SplitHostPort(c.AdminAddr)
+	host = strings.ToLower(host)
+	if ip := net.ParseIP(host); err == nil && host != "" && (ip == nil || !ip.IsUnspecified()) && !slices.Contains(hosts, host) {
+		hosts = append([]string{host}, hosts...)
+	}
+	return hosts
 }
 
 // AdminAuthConfigured reports whether basic-auth credentials were given for the
@@ -242,7 +275,7 @@ func (p *parser) duration(name string, def, unit time.Duration) time.Duration {
 	if v == "" {
 		return def
 	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 && n*float64(unit) <= math.MaxInt64 {
 		return time.Duration(n * float64(unit))
 	}
 	d, err := time.ParseDuration(v)
@@ -250,6 +283,99 @@ func (p *parser) duration(name string, def, unit time.Duration) time.Duration {
 		p.fail(name, "%q is not a duration (like 300s, 15m or 2h)", v)
 	}
 	return d
+}
+
+// durationIn is duration limited to [min, max]; the message names the range.
+func (p *parser) durationIn(name string, def, unit, min, max time.Duration) time.Duration {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		// NaN, infinities and values past what a Duration holds would
+		// otherwise convert to nonsense.
+		if math.IsNaN(n) || n*float64(unit) < float64(min) || n*float64(unit) > float64(max) {
+			p.fail(name, "%q is out of range: accepted %s to %s (a bare number is in %s)", v, min, max, unitName(unit))
+			return def
+		}
+		return time.Duration(n * float64(unit))
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.fail(name, "%q is not a duration (like 300s, 15m or 2h): accepted %s to %s", v, min, max)
+		return def
+	}
+	if d < min || d > max {
+		p.fail(name, "%q is out of range: accepted %s to %s", v, min, max)
+		return def
+	}
+	return d
+}
+
+func unitName(unit time.Duration) string {
+	switch unit {
+	case time.Second:
+		return "seconds"
+	case time.Minute:
+		return "minutes"
+	case time.Hour:
+		return "hours"
+	}
+	return unit.String()
+}
+
+// svixSecret is a Svix signing secret ("whsec_" and base64, as Resend shows
+// it). The value itself never goes into the message.
+func (p *parser) svixSecret(name string) string {
+	v := p.str(name, "")
+	if v == "" {
+		return ""
+	}
+	key, ok := strings.CutPrefix(v, "whsec_")
+	if !ok {
+		p.fail(name, "does not start with whsec_: copy the signing secret from the webhook's page at Resend")
+		return ""
+	}
+	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) == 0 {
+		p.fail(name, "is not whsec_ followed by base64 (the characters A-Z a-z 0-9 + / and = padding): copy the signing secret from the webhook's page at Resend")
+		return ""
+	}
+	return v
+}
+
+// hosts is a comma-separated list of host names or IP addresses, without
+// ports; IPv6 may come in brackets.
+func (p *parser) hosts(name string) []string {
+	var out []string
+	for _, h := range p.list(name) {
+		h = strings.ToLower(h)
+		if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+			h = h[1 : len(h)-1]
+		}
+		if net.ParseIP(h) == nil && !validHostName(h) {
+			p.fail(name, "%q is not a host name or IP address (list names without scheme or port, comma-separated: any port is accepted)", h)
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func validHostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (p *parser) level(name string, def slog.Level) slog.Level {

@@ -127,3 +127,96 @@ func TestErrorsDoNotLeakSecrets(t *testing.T) {
 	assert.NotContains(t, err.Error(), "s3cretpw")
 	assert.NotContains(t, err.Error(), "hunter2")
 }
+
+func TestWebhookToleranceRange(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  time.Duration // 0: refused
+	}{
+		{"1", time.Second},
+		{"1s", time.Second},
+		{"300", 300 * time.Second},
+		{"5m", 5 * time.Minute},
+		{"86400", 24 * time.Hour},
+		{"24h", 24 * time.Hour},
+		{"0", 0},
+		{"0s", 0},
+		{"0.5", 0},
+		{"-1", 0},
+		{"-5m", 0},
+		{"86401", 0},
+		{"25h", 0},
+		{"1e300", 0},
+		{"NaN", 0},
+		{"Inf", 0},
+		{"-Inf", 0},
+		{"9999999999h", 0},
+		{"soon", 0},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			c, err := config.Load(env(map[string]string{"STRIPE_WEBHOOK_TOLERANCE": tc.value}))
+			if tc.want != 0 {
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, c.StripeWebhookTolerance)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "STRIPE_WEBHOOK_TOLERANCE:")
+			assert.Contains(t, err.Error(), "accepted 1s to 24h0m0s", "the message names the accepted range")
+		})
+	}
+}
+
+func TestResendWebhookSecret(t *testing.T) {
+	const good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	c, err := config.Load(env(map[string]string{"RESEND_WEBHOOK_SECRET": good}))
+	require.NoError(t, err)
+	assert.Equal(t, good, c.ResendWebhookSecret)
+
+	for _, bad := range []string{
+		"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", // no prefix
+		"whsec_",                           // nothing to decode
+		"whsec_not base64!",
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS", // cut short: bad padding
+		"re_123456789",                          // an API key pasted by mistake
+	} {
+		t.Run(bad, func(t *testing.T) {
+			_, err := config.Load(env(map[string]string{"RESEND_WEBHOOK_SECRET": bad}))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "RESEND_WEBHOOK_SECRET:")
+			assert.Contains(t, err.Error(), "whsec_")
+			if len(bad) > len("whsec_") {
+				assert.NotContains(t, err.Error(), bad, "the secret stays out of the message")
+			}
+		})
+	}
+}
+
+func TestAdminHosts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"default bind", nil, []string{"localhost", "127.0.0.1"}},
+		{"named bind", map[string]string{"ADMIN_ADDR": "Admin.Internal:8001", "ADMIN_USER": "u", "ADMIN_PASSWORD": "p"}, []string{"admin.internal", "localhost", "127.0.0.1"}},
+		{"ipv6 bind", map[string]string{"ADMIN_ADDR": "[::1]:8001"}, []string{"::1", "localhost", "127.0.0.1"}},
+		{"every interface", map[string]string{"ADMIN_ADDR": "0.0.0.0:8001"}, []string{"localhost", "127.0.0.1"}},
+		{"every interface, empty host", map[string]string{"ADMIN_ADDR": ":8001"}, []string{"localhost", "127.0.0.1"}},
+		{"explicit", map[string]string{"ADMIN_ALLOWED_HOSTS": " Ops.Example.com , [::1],10.0.0.5 "}, []string{"ops.example.com", "::1", "10.0.0.5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Load(env(tc.env))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, c.AdminHosts())
+		})
+	}
+	for _, bad := range []string{"ops.example.com:443", "https://ops.example.com", "*", "bad host", "-x.example.com"} {
+		t.Run("refuses "+bad, func(t *testing.T) {
+			_, err := config.Load(env(map[string]string{"ADMIN_ALLOWED_HOSTS": "localhost," + bad}))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "ADMIN_ALLOWED_HOSTS:")
+			assert.Contains(t, err.Error(), "any port is accepted")
+		})
+	}
+}

@@ -156,3 +156,33 @@ func TestEnvExampleValuesAreTheDefaults(t *testing.T) {
 	fromExample.StripeWebhookSecrets = nil
 	assert.Equal(t, defaults, fromExample, ".env.example says a default that config.Load does not have")
 }
+
+// TestVariablesListIsComplete keeps config.Variables, which the daemons'
+// --help prints, in agreement with what Load reads and with .env.example.
+func TestVariablesListIsComplete(t *testing.T) {
+	ex := readEnvExample(t)
+	var names []string
+	for _, v := range config.Variables {
+		names = append(names, v.Name)
+		assert.NotEmpty(t, v.Processes, "%s: which process reads it?", v.Name)
+		assert.NotEmpty(t, v.Summary, v.Name)
+		if v.Name != "STRIPE_WEBHOOK_SECRET" {
+			assert.Equal(t, ex.processes[v.Name], v.Default, "%s: the default in config.Variables and the value in .env.example differ", v.Name)
+		}
+	}
+	slices.Sort(names)
+	assert.Equal(t, variablesLoadReads(ex.processes), names, "config.Variables and what config.Load reads differ")
+
+	for _, p := range []string{config.ProcessWeb, config.ProcessWorker, config.ProcessScheduler, config.ProcessCLI} {
+		got := config.VariablesOf(p)
+		assert.NotEmpty(t, got, p)
+		assert.Equal(t, "DATABASE_URL", got[0].Name, "%s reads PostgreSQL's URL first", p)
+	}
+	var web []string
+	for _, v := range config.VariablesOf(config.ProcessWeb) {
+		web = append(web, v.Name)
+	}
+	assert.Contains(t, web, "STRIPE_WEBHOOK_TOLERANCE")
+	assert.Contains(t, web, "ADMIN_ALLOWED_HOSTS")
+	assert.NotContains(t, web, "WORKER_CONCURRENCY")
+}

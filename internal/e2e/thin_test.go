@@ -19,6 +19,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "cleantrack"), args...)
 	cmd.Env = proctest.Environ(env)
+	cmd.Dir = t.TempDir() // no .env there
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "cleantrack %v: %s", args, out)
 	return string(out)

@@ -88,6 +88,10 @@ type Config struct {
 	// LogDir, when set, receives the process's stdout and stderr, appended
 	// to LogDir/<Name>.log; otherwise they are kept in memory.
 	LogDir string
+	// Dir is the working directory. Empty means a fresh empty directory,
+	// removed when the process ends: the binaries read a .env from their
+	// working directory, and a developer's must never reach a test.
+	Dir string
 }
 
 // Proc is a running (or ended) process.
@@ -126,6 +130,22 @@ func Start(cfg Config) (*Proc, error) {
 	}
 	cmd := exec.Command(cfg.Path, cfg.Args...)
 	cmd.Env = Environ(cfg.Env)
+	cmd.Dir = cfg.Dir
+	if cmd.Dir == "" {
+		dir, err := os.MkdirTemp("", "proctest-"+cfg.Name+"-")
+		if err != nil {
+			if logFile != nil {
+				logFile.Close()
+			}
+			return nil, err
+		}
+		cmd.Dir = dir
+		defer func() {
+			if p.cmd == nil { // not started
+				os.RemoveAll(dir)
+			}
+		}()
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -139,6 +159,9 @@ func Start(cfg Config) (*Proc, error) {
 		p.err = cmd.Wait()
 		if logFile != nil {
 			logFile.Close()
+		}
+		if cfg.Dir == "" {
+			os.RemoveAll(cmd.Dir)
 		}
 		close(p.done)
 	}()
