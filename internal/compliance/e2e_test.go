@@ -32,7 +32,7 @@ func (w *world) startWorker(resendURL string) {
 
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeEmailSend, sender.ProcessTask)
-	compliance.New(w.store, email.NewService(w.client), w.client, discardLog(), compliance.Options{
+	compliance.New(w.store, email.NewService(w.client, w.store), w.client, discardLog(), compliance.Options{
 		SiteURL: "https://app.example.com", ScanBatch: 3, AccountPage: 1,
 	}).Register(mux)
 	srv := asynq.NewServer(opt, asynq.Config{

@@ -45,7 +45,7 @@ func TestScanStopsAtAFailedEmailAndOwesItsPage(t *testing.T) {
 		name := fmt.Sprint("e", i)
 		ids[name] = w.equipment(acc, loc, equip{name: name, interval: 24, created: now.Add(-48 * time.Hour)})
 	}
-	failing := compliance.New(w.store, failingMailer{email.NewService(w.client), "e3"}, w.client, discardLog(), compliance.Options{
+	failing := compliance.New(w.store, failingMailer{email.NewService(w.client, w.store), "e3"}, w.client, discardLog(), compliance.Options{
 		SiteURL: "https://app.example.com", ScanBatch: 2, Now: func() time.Time { return now },
 		// One at a time, in order: e2's email is enqueued before e3's fails.
 		EnqueueWorkers: 1,
@@ -94,7 +94,7 @@ func TestFanOutStopsAtAFailedEnqueue(t *testing.T) {
 		w.account(fmt.Sprint("acc", i), "UTC", "active")
 	}
 	enq := &failingEnqueuer{ok: 1}
-	svc := compliance.New(w.store, email.NewService(w.client), enq, discardLog(), compliance.Options{AccountPage: 2, EnqueueWorkers: 2})
+	svc := compliance.New(w.store, email.NewService(w.client, w.store), enq, discardLog(), compliance.Options{AccountPage: 2, EnqueueWorkers: 2})
 	_, err := svc.FanOut(w.ctx, 0, postgres.WeekSpec{Ref: at(t, "2026-11-26T12:00:00Z")})
 	require.ErrorIs(t, err, errMailer)
 }

@@ -50,7 +50,7 @@ func newWorld(t *testing.T) *world {
 // service builds the compliance service on a fixed clock with small pages,
 // so even a test's few rows span several of them.
 func (w *world) service(now time.Time, grace time.Duration) *compliance.Service {
-	return compliance.New(w.store, email.NewService(w.client), w.client, discardLog(), compliance.Options{
+	return compliance.New(w.store, email.NewService(w.client, w.store), w.client, discardLog(), compliance.Options{
 		SiteURL:     "https://app.example.com",
 		Grace:       grace,
 		ScanBatch:   2,

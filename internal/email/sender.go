@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/resend/resend-go/v2"
 
+	"github.com/cleantrack/jobs/internal/address"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
@@ -109,9 +110,10 @@ func New(store *postgres.Store, rdb redis.UniversalClient, log *slog.Logger, opt
 	return s, nil
 }
 
-// Register adds the email:send handler to mux.
+// Register adds the email:send and email:batch handlers to mux.
 func (s *Sender) Register(mux *asynq.ServeMux) {
 	mux.Handle(tasks.TypeEmailSend, s)
+	mux.HandleFunc(tasks.TypeEmailBatch, s.ProcessBatch)
 }
 
 // Outbox reports whether the Sender writes to the dev outbox instead of
@@ -164,15 +166,21 @@ func (s *Sender) Deliver(ctx context.Context, p tasks.EmailSendPayload, final bo
 		// A caller reused a key for another email. The row belongs to the
 		// first one, so it is left alone.
 		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeFailed).Inc()
-		return res, fmt.Errorf("email %s: idempotency key was first used for %s to %s, not %s to %s: %w",
-			p.Key, d.Template, d.ToEmail, p.Template, p.To, asynq.SkipRetry)
+		// Addresses stay out of the error (it is logged): the delivery id
+		// leads to them.
+		return res, fmt.Errorf("email %s: idempotency key was first used by delivery %d for %s to another recipient or template, not this %s: %w",
+			p.Key, d.ID, d.Template, p.Template, asynq.SkipRetry)
 	}
 	if d.Done() {
 		res.AlreadyDone = true
-		s.log.DebugContext(ctx, "email already handled", slog.String("idempotency_key", p.Key), slog.String("status", d.Status))
+		s.log.DebugContext(ctx, "email already handled", slog.String("idempotency_key", p.Key),
+			slog.Int64("delivery_id", d.ID), slog.String("status", d.Status))
 		return res, nil
 	}
 
+	if err := address.Check(p.To); err != nil {
+		return res, s.fail(ctx, d, "", err.Error())
+	}
 	data, err := DecodeData(p.Template, p.Data)
 	if err != nil {
 		return res, s.fail(ctx, d, "", err.Error())
@@ -190,7 +198,8 @@ func (s *Sender) Deliver(ctx context.Context, p tasks.EmailSendPayload, final bo
 		}
 		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeSuppressed).Inc()
 		s.log.InfoContext(ctx, "email suppressed",
-			slog.String("idempotency_key", p.Key), slog.String("template", p.Template), slog.String("reason", sup.Reason))
+			slog.String("idempotency_key", p.Key), slog.String("template", p.Template),
+			slog.Int64("delivery_id", d.ID), slog.String("reason", sup.Reason))
 		res.Status = postgres.EmailSuppressed
 		return res, nil
 	case !errors.Is(err, postgres.ErrNotFound):
