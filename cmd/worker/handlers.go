@@ -40,7 +40,7 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 		Stripe:       stripeAPI,
 		ReconcileFix: cfg.StripeReconcileFix,
 	}).Register(mux)
-	compliance.New(store, email.NewService(client, store), client, log.With(slog.String("domain", "compliance")),
+	compliance.New(store, email.NewService(client, store), log.With(slog.String("domain", "compliance")),
 		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
 	return nil
 }

@@ -132,7 +132,7 @@ func RunCompliance(ctx context.Context, adminDatabaseURL, redisServerURL string,
 	fmt.Fprintf(out, "compliance: data set built in %s\n", res.Build.Round(time.Millisecond))
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := compliance.New(store, email.NewService(client, store), client, log, compliance.Options{
+	svc := compliance.New(store, email.NewService(client, store), log, compliance.Options{
 		SiteURL: "https://cleantrack.example.com",
 		Now:     func() time.Time { return now },
 	})
