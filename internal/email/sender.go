@@ -299,7 +299,10 @@ func (s *Sender) waitTurn(ctx context.Context) error {
 	if s.limiter == nil {
 		return nil
 	}
-	limit := redis_rate.PerSecond(s.opt.RatePerSecond)
+	// Requests are spaced evenly, with no burst, at 95% of the rate:
+	// Resend counts requests in a one-second window, and a burst (or the
+	// jitter of requests on their way) would cross it and cost a 429.
+	limit := redis_rate.Limit{Rate: 1, Burst: 1, Period: time.Second * 105 / time.Duration(100*s.opt.RatePerSecond)}
 	deadline := time.Now().Add(s.opt.MaxRateWait)
 	for {
 		r, err := s.limiter.Allow(ctx, rateLimitKey, limit)
