@@ -39,6 +39,15 @@ func evaluateTargets(res *Results) []Target {
 			Met:      b.RatioToPG >= targetBillingRatio,
 		})
 	}
+	if f := res.FanOut; f != nil && len(f.Runs) > 0 {
+		for _, run := range f.Runs {
+			ts = append(ts, Target{
+				Name:     fmt.Sprintf("email fan-out (%s) >= %.1f x Resend's %d/s", run.Name, TargetFanOutRatio, resendLimitPerSec),
+				Measured: fmt.Sprintf("%.0f/s = %.2f x, %d emails in %.0f s", run.PerSec, run.Ratio, run.Emails, run.Wall),
+				Met:      run.Ratio >= TargetFanOutRatio,
+			})
+		}
+	}
 	if c := res.Compliance; c != nil {
 		ts = append(ts,
 			Target{Name: fmt.Sprintf("overdue scan <= %.1f x its bare SQL", ScanTargetRatio), Measured: fmt.Sprintf("%.2f x", c.ScanRatio()), Met: c.ScanRatio() <= ScanTargetRatio},
@@ -90,6 +99,12 @@ func PrintTable(out io.Writer, res *Results) {
 	}
 	if e := res.Email; e != nil {
 		fmt.Fprintf(w, "email path (%d emails)\t%.0f emails/s, %d requests, %d keys (CPU %% of a core: machine %.0f, worker %.0f)\t%.2f x no-op ceiling\n", e.Emails, e.PerSec, e.Requests, e.DistinctKeys, e.MachineCPU, e.WorkerCPU, e.RatioToNoop)
+	}
+	if f := res.FanOut; f != nil {
+		for _, r := range f.Runs {
+			fmt.Fprintf(w, "email fan-out: %s (%d accounts)\t%d emails in %.1f s, %.0f emails/s, %d requests, %d answered 429\t%.2f x Resend's %d/s\n",
+				r.Name, f.Accounts, r.Emails, r.Wall, r.PerSec, r.Requests, r.Refused, r.Ratio, resendLimitPerSec)
+		}
 	}
 	if c := res.Compliance; c != nil {
 		fmt.Fprintf(w, "compliance data set\t%d equipment, %d accounts, %d overdue (built in %s)\t\n", c.Equipment, c.Accounts, c.Overdue, c.Build.Round(time.Second))

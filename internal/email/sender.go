@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/resend/resend-go/v2"
@@ -31,15 +30,16 @@ const (
 	OutcomeRetried     = "retried"
 )
 
-// rateLimitKey is the Redis key of the sending rate shared by every worker.
-const rateLimitKey = "cleantrack:email:resend_rate"
+// rateLimitKey is the Redis key of the sending rate shared by every worker:
+// the time of the next free request slot.
+const rateLimitKey = "cleantrack:email:resend_next_slot"
 
 // Defaults for Options left empty.
 const (
 	DefaultFrom          = "CleanTrack <notifications@cleantrack.local>"
 	DefaultOutboxDir     = "./tmp/outbox"
 	DefaultRatePerSecond = 2
-	DefaultMaxRateWait   = 2 * time.Second
+	DefaultMaxRateWait   = 4 * time.Second
 	DefaultHTTPTimeout   = 30 * time.Second
 )
 
@@ -71,7 +71,7 @@ type Sender struct {
 	store    *postgres.Store
 	renderer *Renderer
 	client   *resend.Client // nil in outbox mode
-	limiter  *redis_rate.Limiter
+	rdb      redis.UniversalClient // the shared rate; nil: no limit
 	log      *slog.Logger
 }
 
@@ -105,7 +105,7 @@ func New(store *postgres.Store, rdb redis.UniversalClient, log *slog.Logger, opt
 		}
 	}
 	if rdb != nil {
-		s.limiter = redis_rate.NewLimiter(rdb)
+		s.rdb = rdb
 	}
 	return s, nil
 }
@@ -291,38 +291,53 @@ func (s *Sender) send(ctx context.Context, d postgres.EmailDelivery, p tasks.Ema
 	return res, cause
 }
 
-// waitTurn takes one send from the rate shared by all workers. It waits in
-// place while the next free slot is within MaxRateWait; beyond that it hands
-// the task back to the queue with a rate-limited error (not a failure), with
-// some jitter so the waiting tasks do not all come back at the same instant.
+// waitTurn takes one request from the rate shared by all workers. Requests
+// are spaced evenly, with no burst, at 95% of RatePerSecond: Resend counts
+// requests in a one-second window, and a burst (or the jitter of requests on
+// their way) would cross it and cost a 429. The next free slot is reserved
+// in Redis (reserveSlot); when it is within MaxRateWait the send waits for it
+// in place. When it is further, nothing is reserved and the task goes back
+// to the queue, timed to return while half of MaxRateWait's slots are still
+// ahead, so the senders keep every slot busy without holding worker slots
+// for long (a rate-limited error: not a failure).
 func (s *Sender) waitTurn(ctx context.Context) error {
-	if s.limiter == nil {
+	if s.rdb == nil {
 		return nil
 	}
-	// Requests are spaced evenly, with no burst, at 95% of the rate:
-	// Resend counts requests in a one-second window, and a burst (or the
-	// jitter of requests on their way) would cross it and cost a 429.
-	limit := redis_rate.Limit{Rate: 1, Burst: 1, Period: time.Second * 105 / time.Duration(100*s.opt.RatePerSecond)}
-	deadline := time.Now().Add(s.opt.MaxRateWait)
-	for {
-		r, err := s.limiter.Allow(ctx, rateLimitKey, limit)
-		if err != nil {
-			return fmt.Errorf("email rate limiter: %w", err)
-		}
-		if r.Allowed > 0 {
-			return nil
-		}
-		if time.Now().Add(r.RetryAfter).After(deadline) {
-			jitter := time.Duration(rand.Int64N(int64(time.Second)))
-			return queue.RateLimited(r.RetryAfter+jitter,
-				fmt.Errorf("email rate limit of %d per second reached", s.opt.RatePerSecond))
-		}
-		timer := time.NewTimer(r.RetryAfter)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-timer.C:
-		}
+	interval := time.Second * 105 / time.Duration(100*s.opt.RatePerSecond)
+	wait, err := reserveSlot.Run(ctx, s.rdb, []string{rateLimitKey},
+		interval.Microseconds(), s.opt.MaxRateWait.Microseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("email rate limiter: %w", err)
+	}
+	if wait < 0 {
+		next := time.Duration(-wait) * time.Microsecond
+		back := max(next-s.opt.MaxRateWait/2, interval) + time.Duration(rand.Int64N(int64(interval)))
+		return queue.RateLimited(back, fmt.Errorf("email rate limit of %d per second reached", s.opt.RatePerSecond))
+	}
+	timer := time.NewTimer(time.Duration(wait) * time.Microsecond)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
 	}
 }
+
+// reserveSlot reserves the next free request slot of the shared rate when
+// it is at most ARGV[2] µs away, and returns the wait until it (>= 0); when
+// it is further, it reserves nothing and returns minus the wait. KEYS[1]
+// holds the next free slot, in µs of Redis's clock; ARGV[1] is the interval
+// between requests in µs.
+var reserveSlot = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nextSlot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if nextSlot < now then nextSlot = now end
+local wait = nextSlot - now
+if wait > tonumber(ARGV[2]) then return -wait end
+local after = nextSlot + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.ceil((after - now) / 1000) + 1000)
+return wait
+`)
