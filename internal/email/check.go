@@ -37,7 +37,9 @@ type AccountCheck struct {
 }
 
 // DomainVerified reports whether the from domain is verified.
-func (c AccountCheck) DomainVerified() bool { return c.Domain.Id != "" && c.Domain.Status == "verified" }
+func (c AccountCheck) DomainVerified() bool {
+	return c.Domain.Id != "" && c.Domain.Status == "verified"
+}
 
 // WebhookReady reports whether an enabled webhook sends every WebhookEvents
 // event to /webhooks/resend/.

@@ -70,7 +70,7 @@ type Sender struct {
 	opt      Options
 	store    *postgres.Store
 	renderer *Renderer
-	client   *resend.Client // nil in outbox mode
+	client   *resend.Client        // nil in outbox mode
 	rdb      redis.UniversalClient // the shared rate; nil: no limit
 	log      *slog.Logger
 }
