@@ -24,9 +24,17 @@ import (
 // and enqueues their batches; each email's key makes it go out at most once,
 // however often it is staged, and an address that cannot be sent to gets its
 // own failed row without failing the call.
+//
+// RedriveBatches enqueues again the batches still queued after minAge,
+// whose tasks Redis may have lost; the overdue scan's handler calls it.
 type Mailer interface {
 	SendBatch(ctx context.Context, template string, items []email.Item) (email.BatchResult, error)
+	RedriveBatches(ctx context.Context, minAge time.Duration) (int, error)
 }
+
+// BatchRedriveAge is how long a staged batch stays queued before the
+// overdue scan's handler enqueues its task again.
+const BatchRedriveAge = 15 * time.Minute
 
 // Defaults for Options left zero.
 const (

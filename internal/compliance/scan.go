@@ -38,6 +38,12 @@ func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	// Every scan (every 15 minutes by default) also re-drives email batches
+	// whose tasks Redis lost, weekly summaries included.
+	redriven, err := s.mailer.RedriveBatches(ctx, BatchRedriveAge)
+	if err != nil {
+		return err
+	}
 	s.log.Info("overdue scan done",
 		slog.Int64("account_id", p.AccountID),
 		slog.Int64("resolved", r.Resolved),
@@ -45,6 +51,7 @@ func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
 		slog.Int("notified", r.Notified),
 		slog.Int("emails", r.Emails),
 		slog.Int("refused", r.Refused),
+		slog.Int("email_batches_redriven", redriven),
 		slog.Duration("duration", time.Since(start)))
 	return nil
 }

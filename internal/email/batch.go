@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/hibiken/asynq"
@@ -68,8 +68,11 @@ type batchMember struct {
 func (s *Sender) DeliverBatch(ctx context.Context, id int64, final bool) (BatchReport, error) {
 	rep := BatchReport{BatchID: id}
 	b, err := s.store.EmailBatch(ctx, id)
-	if err != nil {
+	if errors.Is(err, postgres.ErrNotFound) {
 		return rep, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return rep, err
 	}
 	if b.Status == postgres.BatchSent {
 		rep.AlreadyDone = true
@@ -95,20 +98,22 @@ func (s *Sender) DeliverBatch(ctx context.Context, id int64, final bool) (BatchR
 			}
 		}
 	}
-	for _, m := range members {
-		if frozenHere {
-			break
+	if !frozenHere {
+		// A retry, or a batch another run froze: rebuild its members, in
+		// their positions, from the stored data.
+		join = join[:0]
+		for _, m := range members {
+			if !m.Position.Valid {
+				continue
+			}
+			msg, err := s.renderMember(m)
+			if err != nil {
+				// It rendered when the batch was frozen; rendering depends
+				// only on the stored data, so this is a defect, not bad input.
+				return rep, fmt.Errorf("email batch %d: delivery %d no longer renders: %w", id, m.ID, err)
+			}
+			join = append(join, batchMember{row: m, msg: msg})
 		}
-		if !m.Position.Valid {
-			continue
-		}
-		msg, err := s.renderMember(m)
-		if err != nil {
-			// It rendered when the batch was frozen; rendering depends only
-			// on the stored data, so this is a defect, not bad input.
-			return rep, fmt.Errorf("email batch %d: member %d no longer renders: %w", id, m.ID, err)
-		}
-		join = append(join, batchMember{row: m, msg: msg})
 	}
 	if len(join) == 0 {
 		if err := s.store.FinishEmailBatch(ctx, id, nil); err != nil {
@@ -208,9 +213,6 @@ func (s *Sender) batchRequest(m batchMember) *resend.SendEmailRequest {
 }
 
 func (s *Sender) batchToOutbox(ctx context.Context, b postgres.EmailBatch, join []batchMember, rep BatchReport) (BatchReport, error) {
-	if err := os.MkdirAll(s.opt.OutboxDir, 0o755); err != nil {
-		return rep, fmt.Errorf("email outbox: %w", err)
-	}
 	outcomes := make([]postgres.BatchOutcome, 0, len(join))
 	for _, m := range join {
 		p := tasks.EmailSendPayload{Key: m.row.IdempotencyKey, Template: m.row.Template, To: m.row.ToEmail}
@@ -233,7 +235,19 @@ func (s *Sender) batchToOutbox(ctx context.Context, b postgres.EmailBatch, join 
 }
 
 func (s *Sender) sendBatch(ctx context.Context, b postgres.EmailBatch, join []batchMember, rep BatchReport, final bool) (BatchReport, error) {
-	if err := s.waitTurn(ctx); err != nil {
+	reqs := make([]*resend.SendEmailRequest, len(join))
+	for i, m := range join {
+		reqs[i] = s.batchRequest(m)
+	}
+	var resp apiResponse
+	out, err := s.client.Batch.SendWithOptions(withTurn(withResponse(ctx, &resp), s.waitTurn), reqs, &resend.BatchSendEmailOptions{
+		IdempotencyKey:  b.IdempotencyKey.String,
+		BatchValidation: resend.BatchValidationPermissive,
+	})
+	var turn turnError
+	if errors.As(err, &turn) {
+		// No turn of the shared rate: the request never left.
+		err = turn.err
 		if final {
 			if merr := s.store.RecordEmailBatchAttempt(ctx, b.ID, "retries exhausted: "+err.Error(), true); merr != nil {
 				return rep, merr
@@ -246,16 +260,7 @@ func (s *Sender) sendBatch(ctx context.Context, b postgres.EmailBatch, join []ba
 		}
 		return rep, err
 	}
-	reqs := make([]*resend.SendEmailRequest, len(join))
-	for i, m := range join {
-		reqs[i] = s.batchRequest(m)
-	}
-	var resp apiResponse
 	rep.Requests++
-	out, err := s.client.Batch.SendWithOptions(withResponse(ctx, &resp), reqs, &resend.BatchSendEmailOptions{
-		IdempotencyKey:  b.IdempotencyKey.String,
-		BatchValidation: resend.BatchValidationPermissive,
-	})
 	if err == nil {
 		refused := map[int]string{}
 		for _, e := range out.Errors {

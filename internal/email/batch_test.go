@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cleantrack/jobs/internal/postgres"
+	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/redistest"
 	"github.com/cleantrack/jobs/internal/resendtest"
 	"github.com/cleantrack/jobs/tasks"
@@ -290,4 +292,41 @@ func TestBatchPermanentErrorFailsItsMembers(t *testing.T) {
 
 func payloadOf(it Item, raw []byte) tasks.EmailSendPayload {
 	return tasks.EmailSendPayload{Key: it.Key, Template: TemplateOverdueAlert, To: it.To, Data: raw}
+}
+
+// A batch whose task Redis lost stays queued in PostgreSQL; the re-drive
+// enqueues it again, once, and it is sent.
+func TestRedriveSendsABatchWhoseTaskWasLost(t *testing.T) {
+	t.Parallel()
+	fake := resendtest.New(t)
+	s, store := newTestSender(t, fake, nil)
+	opt, err := queue.RedisOpt(redistest.NewURL(t))
+	require.NoError(t, err)
+	client := asynq.NewClient(opt)
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { insp.Close(); client.Close() })
+	svc := NewService(client, store)
+	ctx := context.Background()
+	_, err = svc.SendBatch(ctx, TemplateOverdueAlert, overdueItems(t, "lost", 3))
+	require.NoError(t, err)
+	var key string
+	require.NoError(t, store.DB.Get(&key, `SELECT task_key FROM email_batches`))
+	require.NoError(t, insp.DeleteTask(tasks.QueueDefault, key), "Redis loses the task")
+
+	n, err := svc.RedriveBatches(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n, "a batch younger than minAge waits")
+	n, err = svc.RedriveBatches(ctx, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	n, err = svc.RedriveBatches(ctx, 0)
+	require.NoError(t, err)
+	assert.Zero(t, n, "its task is queued again: a duplicate")
+
+	startWorkerOn(t, s, opt)
+	waitStatuses(t, store, "lost", map[string]int{postgres.EmailSent: 3})
+	assert.Equal(t, 1, fake.RequestCount())
+	n, err = svc.RedriveBatches(ctx, 0)
+	require.NoError(t, err)
+	assert.Zero(t, n, "a sent batch is not re-driven")
 }

@@ -222,7 +222,20 @@ func (s *Sender) fail(ctx context.Context, d postgres.EmailDelivery, subject, re
 }
 
 func (s *Sender) send(ctx context.Context, d postgres.EmailDelivery, p tasks.EmailSendPayload, msg Message, res Result, final bool) (Result, error) {
-	if err := s.waitTurn(ctx); err != nil {
+	req := &resend.SendEmailRequest{
+		From:    s.opt.From,
+		To:      []string{p.To},
+		Subject: msg.Subject,
+		Html:    msg.HTML,
+		Text:    msg.Text,
+		Tags:    []resend.Tag{{Name: "template", Value: p.Template}},
+	}
+	var resp apiResponse
+	sent, err := s.client.Emails.SendWithOptions(withTurn(withResponse(ctx, &resp), s.waitTurn), req, &resend.SendEmailOptions{IdempotencyKey: p.Key})
+	var turn turnError
+	if errors.As(err, &turn) {
+		// No turn of the shared rate: the request never left.
+		err = turn.err
 		if final {
 			// Asynq archives a task on its last try whatever the error.
 			if merr := s.store.MarkEmailFailed(ctx, d.ID, "retries exhausted: "+err.Error()); merr != nil {
@@ -236,17 +249,6 @@ func (s *Sender) send(ctx context.Context, d postgres.EmailDelivery, p tasks.Ema
 		}
 		return res, err
 	}
-
-	req := &resend.SendEmailRequest{
-		From:    s.opt.From,
-		To:      []string{p.To},
-		Subject: msg.Subject,
-		Html:    msg.HTML,
-		Text:    msg.Text,
-		Tags:    []resend.Tag{{Name: "template", Value: p.Template}},
-	}
-	var resp apiResponse
-	sent, err := s.client.Emails.SendWithOptions(withResponse(ctx, &resp), req, &resend.SendEmailOptions{IdempotencyKey: p.Key})
 	if err == nil {
 		if err := s.store.MarkEmailSent(ctx, d.ID, msg.Subject, sent.Id); err != nil {
 			// Resend has the email; a retry with the same key gets the same

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cleantrack/jobs/internal/address"
 	"github.com/cleantrack/jobs/internal/postgres"
@@ -128,6 +129,37 @@ func (s *Service) SendBatch(ctx context.Context, template string, items []Item) 
 		r.Batches++
 	}
 	return r, nil
+}
+
+// redrivePage is how many queued batches RedriveBatches looks at per call.
+const redrivePage = 1000
+
+// RedriveBatches enqueues again the email:batch task of each batch still
+// queued that was staged more than minAge ago (up to 1,000, oldest first),
+// so a batch whose task Redis lost is sent after all: PostgreSQL is the
+// truth. A task still queued, running or retrying is a duplicate and left
+// alone. It returns how many tasks were enqueued anew. The overdue scan's
+// handler calls it after each scan.
+func (s *Service) RedriveBatches(ctx context.Context, minAge time.Duration) (int, error) {
+	refs, err := s.store.QueuedEmailBatches(ctx, time.Now().Add(-minAge), redrivePage)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ref := range refs {
+		task, err := tasks.NewEmailBatch(tasks.EmailBatchPayload{BatchID: ref.ID, Key: ref.TaskKey})
+		if err != nil {
+			return n, err
+		}
+		_, dup, err := queue.Enqueue(ctx, s.enq, task)
+		if err != nil {
+			return n, fmt.Errorf("re-drive email batch %s: %w", ref.TaskKey, err)
+		}
+		if !dup {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // SendWelcomeEmail enqueues the welcome email. Billing uses the key

@@ -29,6 +29,12 @@ func startWorker(t *testing.T, s *Sender) *worker {
 	t.Helper()
 	opt, err := queue.RedisOpt(redistest.NewURL(t))
 	require.NoError(t, err)
+	return startWorkerOn(t, s, opt)
+}
+
+// startWorkerOn is startWorker on the Redis of opt.
+func startWorkerOn(t *testing.T, s *Sender, opt asynq.RedisConnOpt) *worker {
+	t.Helper()
 	mux := asynq.NewServeMux()
 	s.Register(mux)
 	srv := asynq.NewServer(opt, asynq.Config{

@@ -333,3 +333,15 @@ func (s *Store) RecordUndeliverable(ctx context.Context, key, template, to, reas
 	}
 	return nil
 }
+
+// QueuedEmailBatches returns up to limit batches still queued that were
+// staged before before, oldest first: those whose email:batch task may have
+// been lost with Redis.
+func (s *Store) QueuedEmailBatches(ctx context.Context, before time.Time, limit int) ([]EmailBatchRef, error) {
+	const q = `SELECT id, task_key FROM email_batches WHERE status = 'queued' AND created_at < $1 ORDER BY id LIMIT $2`
+	var out []EmailBatchRef
+	if err := s.DB.SelectContext(ctx, &out, q, before, limit); err != nil {
+		return nil, fmt.Errorf("queued email batches: %w", err)
+	}
+	return out, nil
+}
