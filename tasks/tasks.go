@@ -48,6 +48,7 @@ var Types = map[string]Settings{
 	TypeStripeEvent:          stripeEventSettings,
 	TypeInboxRedrive:         inboxRedriveSettings,
 	TypeEmailSend:            emailSendSettings,
+	TypeEmailBatch:           emailSendSettings,
 	TypeOverdueScan:          overdueScanSettings,
 	TypeWeeklySummary:        weeklySummarySettings,
 	TypeWeeklySummaryAccount: weeklySummaryAccountSettings,

@@ -96,6 +96,7 @@ func TestTypes(t *testing.T) {
 		tasks.TypeStripeEvent:          tasks.QueueCritical,
 		tasks.TypeInboxRedrive:         tasks.QueueCritical,
 		tasks.TypeEmailSend:            tasks.QueueDefault,
+		tasks.TypeEmailBatch:           tasks.QueueDefault,
 		tasks.TypeOverdueScan:          tasks.QueueLow,
 		tasks.TypeWeeklySummary:        tasks.QueueLow,
 		tasks.TypeWeeklySummaryAccount: tasks.QueueLow,

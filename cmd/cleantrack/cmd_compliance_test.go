@@ -53,7 +53,7 @@ func TestSeedDemoThenScanAndReport(t *testing.T) {
 	defer client.Close()
 	acc, err := store.ReportAccountBySlug(ctx, "demo-hospital")
 	require.NoError(t, err)
-	svc := compliance.New(store, email.NewService(client), client, slog.New(slog.NewTextHandler(io.Discard, nil)), compliance.Options{SiteURL: "http://localhost:8000"})
+	svc := compliance.New(store, email.NewService(client, store), slog.New(slog.NewTextHandler(io.Discard, nil)), compliance.Options{SiteURL: "http://localhost:8000"})
 	r, err := svc.Scan(ctx, acc.ID)
 	require.NoError(t, err)
 	assert.Equal(t, 4, r.Opened)

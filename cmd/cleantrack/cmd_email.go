@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cleantrack/jobs/internal/address"
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
@@ -19,8 +20,8 @@ import (
 )
 
 func newEmailCmd(e *env) *cobra.Command {
-	return group("email", "Preview and send test email, manage the suppression list, list deliveries",
-		newEmailPreviewCmd(e), newEmailSendTestCmd(e), newEmailSuppressCmd(e), newEmailUnsuppressCmd(e), newEmailDeliveriesCmd(e))
+	return group("email", "Preview and send test email, check the Resend setup, manage the suppression list, list deliveries",
+		newEmailPreviewCmd(e), newEmailSendTestCmd(e), newEmailCheckCmd(e), newEmailSuppressCmd(e), newEmailUnsuppressCmd(e), newEmailDeliveriesCmd(e))
 }
 
 func newEmailPreviewCmd(e *env) *cobra.Command {
@@ -80,7 +81,7 @@ func newEmailSuppressCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "suppress <address>",
 		Short: "Add an address to the suppression list by hand",
-		Args:  addressArg("email suppress takes one email address"),
+		Args:  checkedAddressArg("email suppress takes one email address"),
 		RunE: e.action(func(ctx context.Context, args []string) error {
 			return runEmailSuppress(ctx, e, args[0], reason, asJSON)
 		}),
@@ -115,6 +116,19 @@ func addressArg(msg string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, args []string) error {
 		if len(args) != 1 || !strings.Contains(args[0], "@") {
 			return usageError{msg}
+		}
+		return nil
+	}
+}
+
+// checkedAddressArg wants one argument that address.Check accepts.
+func checkedAddressArg(msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageError{msg}
+		}
+		if err := address.Check(args[0]); err != nil {
+			return usagef("%s: %v", msg, err)
 		}
 		return nil
 	}
@@ -171,6 +185,10 @@ func runEmailSendTest(ctx context.Context, e *env, to, tmpl string) error {
 	if to == "" {
 		return usagef("--to is required")
 	}
+	// A CR/LF here once wrote a Bcc: line into the outbox file.
+	if err := address.Check(to); err != nil {
+		return usagef("--to: %v; give one bare address such as you@example.com", err)
+	}
 	name, err := templateArg(tmpl)
 	if err != nil {
 		return err
@@ -206,7 +224,7 @@ func runEmailSendTest(ctx context.Context, e *env, to, tmpl string) error {
 		return err
 	}
 
-	key := fmt.Sprintf("send-test/%s/%s/%d", name, strings.ToLower(to), time.Now().UnixNano())
+	key := fmt.Sprintf("send-test/%s/%s/%d", name, email.RecipientTag(to), time.Now().UnixNano())
 	res, err := sender.Deliver(ctx, tasks.EmailSendPayload{Key: key, Template: name, To: to, Data: raw}, true)
 	if err != nil {
 		if !queue.IsFailure(err) {

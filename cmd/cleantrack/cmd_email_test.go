@@ -66,13 +66,13 @@ func TestEmailSendTestOutbox(t *testing.T) {
 	out, _, err := cli(t, env, "email", "send-test", "--to", "me@example.com", "--template", "payment_failed")
 	require.NoError(t, err)
 	assert.Contains(t, out, "no RESEND_API_KEY: wrote payment_failed for me@example.com to the outbox")
-	files, err := filepath.Glob(filepath.Join(outbox, "*_send-test_payment_failed_me@example.com_*"))
+	files, err := filepath.Glob(filepath.Join(outbox, "*_send-test_payment_failed_"+email.RecipientTag("me@example.com")+"_*"))
 	require.NoError(t, err)
 	assert.Len(t, files, 2, "an .html and a .txt")
 
 	out, _, err = cli(t, env, "email", "deliveries", "--status", "outbox")
 	require.NoError(t, err)
-	assert.Contains(t, out, "send-test/payment_failed/me@example.com/")
+	assert.Contains(t, out, "send-test/payment_failed/"+email.RecipientTag("me@example.com")+"/")
 
 	out, _, err = cli(t, env, "email", "deliveries", "--json")
 	require.NoError(t, err)
@@ -84,6 +84,34 @@ func TestEmailSendTestOutbox(t *testing.T) {
 	assert.Equal(t, time.UTC, ds[0].CreatedAt.Location())
 
 	_, _, err = cli(t, env, "email", "send-test")
+	assert.Equal(t, 2, exitCode(err))
+}
+
+// --to with a CR/LF once wrote a Bcc: line into the outbox file; it is a
+// usage error now, and nothing is written.
+func TestEmailSendTestRefusesCRLF(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewStore(t)
+	outbox := t.TempDir()
+	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redistest.NewURL(t), "EMAIL_OUTBOX_DIR": outbox}
+	for _, to := range []string{"me@example.com\r\nBcc: victim@example.com", "me@example.com\nBcc: victim@example.com", "Me <me@example.com>"} {
+		_, _, err := cli(t, env, "email", "send-test", "--to", to)
+		require.Error(t, err, "%q", to)
+		assert.Equal(t, 2, exitCode(err), "%q", to)
+		assert.ErrorContains(t, err, "--to: invalid email address")
+	}
+	files, err := filepath.Glob(filepath.Join(outbox, "*"))
+	require.NoError(t, err)
+	assert.Empty(t, files)
+
+	// The longest valid address works, with a key Resend accepts.
+	long := strings.Repeat("l", 64) + "@" + strings.Repeat("d", 63) + "." + strings.Repeat("e", 63) + "." + strings.Repeat("f", 57) + ".com"
+	require.Len(t, long, 254)
+	out, _, err := cli(t, env, "email", "send-test", "--to", long)
+	require.NoError(t, err)
+	assert.Contains(t, out, "wrote welcome for "+long)
+
+	_, _, err = cli(t, env, "email", "suppress", "x@example.com\r\n")
 	assert.Equal(t, 2, exitCode(err))
 }
 
@@ -103,7 +131,7 @@ func TestEmailSendTestResendAndSuppression(t *testing.T) {
 	require.Len(t, delivered, 1)
 	assert.Contains(t, out, "resend id "+delivered[0].ID)
 	assert.Equal(t, []string{"me@example.com"}, delivered[0].To)
-	assert.True(t, strings.HasPrefix(delivered[0].Key, "send-test/welcome/me@example.com/"), delivered[0].Key)
+	assert.True(t, strings.HasPrefix(delivered[0].Key, "send-test/welcome/"+email.RecipientTag("me@example.com")+"/"), delivered[0].Key)
 
 	out, _, err = cli(t, env, "email", "suppress", "Me@Example.com", "--reason", "asked to stop")
 	require.NoError(t, err)

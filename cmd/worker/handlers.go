@@ -27,7 +27,7 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 		return err
 	}
 	sender.Register(mux)
-	billingNotifier := email.NewNotifier(store, email.NewService(client), cfg.SiteURL)
+	billingNotifier := email.NewNotifier(store, email.NewService(client, store), cfg.SiteURL)
 	stripeAPI, err := stripeClient(cfg)
 	if err != nil {
 		return err
@@ -40,7 +40,7 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 		Stripe:       stripeAPI,
 		ReconcileFix: cfg.StripeReconcileFix,
 	}).Register(mux)
-	compliance.New(store, email.NewService(client), client, log.With(slog.String("domain", "compliance")),
+	compliance.New(store, email.NewService(client, store), log.With(slog.String("domain", "compliance")),
 		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
 	return nil
 }

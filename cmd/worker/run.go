@@ -73,14 +73,18 @@ func run(ctx context.Context, args []string, env startup.Env, stdout io.Writer) 
 	rc := newGuardedRedisClient(redisOpt)
 	defer rc.Close()
 	srv := asynq.NewServerFromRedisClient(rc, asynq.Config{
-		Concurrency:     cfg.WorkerConcurrency,
-		Queues:          queue.Weights,
-		RetryDelayFunc:  queue.RetryDelay,
-		IsFailure:       queue.IsFailure,
-		ShutdownTimeout: shutdownTimeout,
-		Logger:          queue.Logger{L: log, Summary: libLogs},
-		LogLevel:        asynq.WarnLevel,
-		ErrorHandler:    errorLogger(log),
+		Concurrency:    cfg.WorkerConcurrency,
+		Queues:         queue.Weights,
+		RetryDelayFunc: queue.RetryDelay,
+		IsFailure:      queue.IsFailure,
+		// Rate-limited emails come back after a second or two (see
+		// email.Sender's waitTurn); the default check of every 5 s would
+		// leave Resend's rate idle meanwhile.
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          shutdownTimeout,
+		Logger:                   queue.Logger{L: log, Summary: libLogs},
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler:             errorLogger(log),
 	})
 	errc := make(chan error, 1)
 	// /readyz: the worker can do nothing without PostgreSQL and Redis.

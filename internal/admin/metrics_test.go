@@ -54,7 +54,7 @@ func TestMetricsAfterWebhookTaskAndEmail(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 
 	// A welcome email, requested as billing requests it.
-	_, err = email.NewService(client).SendWelcomeEmail(context.Background(), "owner@example.com", email.WelcomeData{
+	_, err = email.NewService(client, store).SendWelcomeEmail(context.Background(), "owner@example.com", email.WelcomeData{
 		AccountName: "Demo Hospital", PlanName: "Pro", SubscriptionEndDate: time.Now().AddDate(0, 1, 0),
 		DashboardURL: "https://app.example.com", HelpURL: "https://help.example.com",
 	}, "welcome/sub_metrics")

@@ -28,6 +28,8 @@ type BillingResult struct {
 	ProcessedRows int64   `json:"processed_rows"`
 	MachineCPU    float64 `json:"machine_cpu_percent"`
 	WorkerCPU     float64 `json:"worker_cpu_percent"`
+	// Baseline is this apply next to the minimal one-transaction apply.
+	Baseline *Baseline `json:"minimal_apply,omitempty"`
 }
 
 // seedAccounts inserts n accounts, each with an owner, whose Stripe customer
@@ -59,37 +61,8 @@ func phaseBilling(ctx context.Context, e *env, res *Results) error {
 	if err := seedAccounts(ctx, e, n, "bill"); err != nil {
 		return err
 	}
-	// The backlog goes in through the real intake, as Stripe would send it.
-	p := newPoster(e.webURL("/billing/webhooks/stripe/"), 16)
-	now := time.Now().Add(-time.Minute)
-	var next atomic.Int64
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				s := strconv.Itoa(i)
-				body := stripetest.MustBuildEvent(stripetest.EventOptions{
-					Type: "customer.subscription.updated", ID: "evt_bill_" + s, Created: now, Shape: stripetest.Shapes[i%2],
-					SubscriptionID: "sub_bill_" + s, CustomerID: "cus_bill_" + s, Status: "active",
-					PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
-				})
-				status, err := p.post(ctx, body, stripetest.Sign(body, webhookSecret, time.Now()))
-				if err != nil || status != http.StatusOK {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		return fmt.Errorf("%d of %d backlog events were not accepted", f, n)
+	if err := postBacklog(ctx, e, n, "bill"); err != nil {
+		return err
 	}
 	fmt.Fprintf(e.out, "  billing: %d events in the inbox and queue; starting the worker\n", n)
 	start := time.Now()
@@ -100,7 +73,7 @@ func phaseBilling(ctx context.Context, e *env, res *Results) error {
 	cpu := startCPU(worker.Pid())
 	r := &BillingResult{Events: n, Concurrency: 32}
 	ok := Eventually(ctx, 10*time.Minute, 100*time.Millisecond, func() bool {
-		_ = e.sql.QueryRowContext(ctx, `SELECT count(*) FROM stripe_events WHERE processed_at IS NOT NULL`).Scan(&r.ProcessedRows)
+		_ = e.sql.QueryRowContext(ctx, `SELECT count(*) FROM stripe_events WHERE id LIKE 'evt_bill_%' AND processed_at IS NOT NULL`).Scan(&r.ProcessedRows)
 		return r.ProcessedRows >= int64(n)
 	})
 	r.WallSeconds = time.Since(start).Seconds()
@@ -108,7 +81,7 @@ func phaseBilling(ctx context.Context, e *env, res *Results) error {
 	if !ok {
 		return fmt.Errorf("only %d of %d events processed after %s", r.ProcessedRows, n, time.Since(start).Round(time.Second))
 	}
-	const spread = `SELECT EXTRACT(EPOCH FROM max(processed_at) - min(processed_at)) FROM stripe_events`
+	const spread = `SELECT EXTRACT(EPOCH FROM max(processed_at) - min(processed_at)) FROM stripe_events WHERE id LIKE 'evt_bill_%'`
 	if err := e.sql.QueryRowContext(ctx, spread).Scan(&r.Seconds); err != nil {
 		return err
 	}
@@ -127,5 +100,48 @@ func phaseBilling(ctx context.Context, e *env, res *Results) error {
 	}
 	fmt.Fprintf(e.out, "  billing: %d events applied in %.2f s: %.0f events/s; cpu: machine %.0f%%, worker %.0f%%\n", n, r.Seconds, r.PerSec, r.MachineCPU, r.WorkerCPU)
 	res.Billing = r
+	b, err := applyBaseline(ctx, e, n, r.PerSec)
+	if err != nil {
+		return fmt.Errorf("minimal apply baseline: %w", err)
+	}
+	r.Baseline = b
+	return nil
+}
+
+// postBacklog posts n signed subscription updates for the accounts seeded
+// with seedAccounts(..., "bill"), with event ids evt_<prefix>_<i>, through
+// the real intake, as Stripe would send them.
+func postBacklog(ctx context.Context, e *env, n int, prefix string) error {
+	p := newPoster(e.webURL("/billing/webhooks/stripe/"), 16)
+	now := time.Now().Add(-time.Minute)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				s := strconv.Itoa(i)
+				body := stripetest.MustBuildEvent(stripetest.EventOptions{
+					Type: "customer.subscription.updated", ID: minimalEventID(prefix, i), Created: now, Shape: stripetest.Shapes[i%2],
+					SubscriptionID: "sub_bill_" + s, CustomerID: "cus_bill_" + s, Status: "active",
+					PriceID: "price_trial_monthly", PeriodEnd: now.AddDate(0, 1, 0),
+				})
+				status, err := p.post(ctx, body, stripetest.Sign(body, webhookSecret, time.Now()))
+				if err != nil || status != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("%d of %d backlog events were not accepted", f, n)
+	}
 	return nil
 }

@@ -107,10 +107,10 @@ SELECT setval('users_id_seq', $1), setval('accounts_id_seq', $1), setval('locati
 // resetComplianceData removes what a scan or a fan-out wrote, so the next
 // run starts from the same state.
 func resetComplianceData(ctx context.Context, db *sqlx.DB) error {
-	if _, err := db.ExecContext(ctx, `TRUNCATE alerts, weekly_reports`); err != nil {
+	if _, err := db.ExecContext(ctx, `TRUNCATE alerts, weekly_reports, email_deliveries, email_batches`); err != nil {
 		return fmt.Errorf("reset compliance bench: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE alerts, weekly_reports`); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE alerts, weekly_reports, email_deliveries, email_batches`); err != nil {
 		return fmt.Errorf("reset compliance bench: %w", err)
 	}
 	return nil

@@ -34,6 +34,8 @@ type env struct {
 	procs  map[string]*proctest.Proc
 	peakKB map[string]int64
 	extra  map[string]map[string]string
+	// minimalBuilt: the minimal baseline binary is in bin (buildMinimal).
+	minimalBuilt bool
 }
 
 func newEnv(ctx context.Context, o Options, root string, out io.Writer) (*env, error) {

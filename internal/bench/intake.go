@@ -47,6 +47,8 @@ type IntakeResult struct {
 	Accepted       int64        `json:"accepted_total"`
 	InboxRows      int64        `json:"inbox_rows"`
 	Enqueued       int64        `json:"tasks_enqueued"`
+	// Baseline is this intake next to the minimal receiver.
+	Baseline *Baseline `json:"minimal_receiver,omitempty"`
 }
 
 var intakeSeq atomic.Int64
@@ -139,6 +141,11 @@ func phaseIntake(ctx context.Context, e *env, res *Results) error {
 	if r.InboxRows != r.Accepted || r.Enqueued != r.Accepted {
 		return fmt.Errorf("%d events answered 200 but %d inbox rows and %d queued tasks", r.Accepted, r.InboxRows, r.Enqueued)
 	}
+	b, err := receiverBaseline(ctx, e, r.Steps)
+	if err != nil {
+		return fmt.Errorf("minimal receiver baseline: %w", err)
+	}
+	r.Baseline = b
 	return nil
 }
 

@@ -22,20 +22,24 @@ type Options struct {
 	Only          string
 	BillingEvents int
 	Emails        int
-	Step          time.Duration
-	AdminDBURL    string
-	RedisServer   string
+	// FanOutAccounts is how many accounts the fan-out phase mails (two
+	// recipients each, twice: weekly summaries, then a scan's alerts).
+	FanOutAccounts int
+	Step           time.Duration
+	AdminDBURL     string
+	RedisServer    string
 }
 
 // DefaultOptions reads TEST_DATABASE_URL and TEST_REDIS_URL like the tests do.
 func DefaultOptions() Options {
 	o := Options{
-		OutDir:        "tmp/bench",
-		BillingEvents: 5000,
-		Emails:        2000,
-		Step:          4 * time.Second,
-		AdminDBURL:    "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
-		RedisServer:   "redis://127.0.0.1:6379",
+		OutDir:         "tmp/bench",
+		BillingEvents:  5000,
+		Emails:         2000,
+		FanOutAccounts: 10000,
+		Step:           4 * time.Second,
+		AdminDBURL:     "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		RedisServer:    "redis://127.0.0.1:6379",
 	}
 	if v := os.Getenv("TEST_DATABASE_URL"); v != "" {
 		o.AdminDBURL = v
@@ -76,6 +80,7 @@ type Results struct {
 	Intake     *IntakeResult        `json:"intake,omitempty"`
 	Billing    *BillingResult       `json:"billing,omitempty"`
 	Email      *EmailResult         `json:"email,omitempty"`
+	FanOut     *FanOutResult        `json:"fanout,omitempty"`
 	Compliance *ComplianceResults   `json:"compliance,omitempty"`
 	Processes  map[string]ProcStats `json:"processes,omitempty"`
 	Targets    []Target             `json:"targets,omitempty"`
@@ -123,6 +128,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		{"intake", phaseIntake},
 		{"billing", phaseBilling},
 		{"email", phaseEmail},
+		{"fanout", phaseFanOut},
 		{"compliance", phaseCompliance},
 		{"idle", phaseIdle},
 	}

@@ -15,6 +15,12 @@ const (
 	targetIntakeRatio   = 0.7
 	targetHalfPeakP99ms = 50.0
 	targetBillingRatio  = 0.7
+	// Where the intake and the apply stood next to the minimal baselines
+	// (about 0.9 x the receiver's rate at 1.2 x its CPU, and 1.1 x the
+	// minimal apply), less some noise: they must stay there.
+	targetReceiverRatio = 0.85
+	targetReceiverCPU   = 1.3
+	targetApplyRatio    = 1.0
 	targetIdleCPU       = 1.0 // percent of one core counts as "near zero"
 )
 
@@ -32,12 +38,37 @@ func evaluateTargets(res *Results) []Target {
 			Met:      in.HalfPeak.P99ms < targetHalfPeakP99ms && in.HalfPeak.Errors == 0,
 		})
 	}
+	if in := res.Intake; in != nil && in.Baseline != nil {
+		b := in.Baseline
+		ts = append(ts, Target{
+			Name:     fmt.Sprintf("intake >= %.2f x minimal receiver at <= %.1f x its CPU/request", targetReceiverRatio, targetReceiverCPU),
+			Measured: fmt.Sprintf("%.2f x (%.0f vs %.0f/s), CPU %.2f x (%.3f vs %.3f ms)", b.Ratio, b.Ours, b.Minimal, b.CPURatio, b.OursCPUms, b.MinimalCPUms),
+			Met:      b.Ratio >= targetReceiverRatio && b.CPURatio <= targetReceiverCPU,
+		})
+	}
+	if bl := res.Billing; bl != nil && bl.Baseline != nil {
+		b := bl.Baseline
+		ts = append(ts, Target{
+			Name:     fmt.Sprintf("billing apply >= %.1f x minimal apply", targetApplyRatio),
+			Measured: fmt.Sprintf("%.2f x (%.0f vs %.0f/s)", b.Ratio, b.Ours, b.Minimal),
+			Met:      b.Ratio >= targetApplyRatio,
+		})
+	}
 	if b := res.Billing; b != nil && res.Ceilings != nil {
 		ts = append(ts, Target{
 			Name:     fmt.Sprintf("billing apply >= %.1f x PostgreSQL ceiling", targetBillingRatio),
 			Measured: fmt.Sprintf("%.0f/s = %.2f x %.0f/s", b.PerSec, b.RatioToPG, res.Ceilings.PGInsertPerSec),
 			Met:      b.RatioToPG >= targetBillingRatio,
 		})
+	}
+	if f := res.FanOut; f != nil && len(f.Runs) > 0 {
+		for _, run := range f.Runs {
+			ts = append(ts, Target{
+				Name:     fmt.Sprintf("email fan-out (%s) >= %.1f x Resend's %d/s", run.Name, TargetFanOutRatio, resendLimitPerSec),
+				Measured: fmt.Sprintf("%.0f/s = %.2f x, %d emails in %.0f s", run.PerSec, run.Ratio, run.Emails, run.Wall),
+				Met:      run.Ratio >= TargetFanOutRatio,
+			})
+		}
 	}
 	if c := res.Compliance; c != nil {
 		ts = append(ts,
@@ -84,12 +115,25 @@ func PrintTable(out io.Writer, res *Results) {
 		h := in.HalfPeak
 		fmt.Fprintf(w, "intake at half peak (%.0f/s, open loop)\tp50 %.2f / p95 %.2f / p99 %.2f ms, %d errors\t\n", h.TargetRate, h.P50ms, h.P95ms, h.P99ms, h.Errors)
 		fmt.Fprintf(w, "intake durability\t%d answered 200: %d inbox rows, %d tasks queued\t\n", in.Accepted, in.InboxRows, in.Enqueued)
+		if b := in.Baseline; b != nil {
+			fmt.Fprintf(w, "minimal receiver (verify, insert, enqueue)\t%.0f req/s at %.3f ms CPU/request; web %.0f req/s at %.3f ms\t%.2f x rate, %.2f x CPU/request\n",
+				b.Minimal, b.MinimalCPUms, b.Ours, b.OursCPUms, b.Ratio, b.CPURatio)
+		}
 	}
 	if b := res.Billing; b != nil {
 		fmt.Fprintf(w, "billing apply (%d events, concurrency %d)\t%.0f events/s (%.1f s; %.1f s incl. start; CPU %% of a core: machine %.0f, worker %.0f)\t%.2f x PG ceiling\n", b.Events, b.Concurrency, b.PerSec, b.Seconds, b.WallSeconds, b.MachineCPU, b.WorkerCPU, b.RatioToPG)
+		if m := b.Baseline; m != nil {
+			fmt.Fprintf(w, "minimal apply (one transaction per event, concurrency 32)\t%.0f events/s; worker %.0f events/s\t%.2f x minimal apply\n", m.Minimal, m.Ours, m.Ratio)
+		}
 	}
 	if e := res.Email; e != nil {
 		fmt.Fprintf(w, "email path (%d emails)\t%.0f emails/s, %d requests, %d keys (CPU %% of a core: machine %.0f, worker %.0f)\t%.2f x no-op ceiling\n", e.Emails, e.PerSec, e.Requests, e.DistinctKeys, e.MachineCPU, e.WorkerCPU, e.RatioToNoop)
+	}
+	if f := res.FanOut; f != nil {
+		for _, r := range f.Runs {
+			fmt.Fprintf(w, "email fan-out: %s (%d accounts)\t%d emails in %.1f s, %.0f emails/s, %d requests, %d answered 429\t%.2f x Resend's %d/s\n",
+				r.Name, f.Accounts, r.Emails, r.Wall, r.PerSec, r.Requests, r.Refused, r.Ratio, resendLimitPerSec)
+		}
 	}
 	if c := res.Compliance; c != nil {
 		fmt.Fprintf(w, "compliance data set\t%d equipment, %d accounts, %d overdue (built in %s)\t\n", c.Equipment, c.Accounts, c.Overdue, c.Build.Round(time.Second))

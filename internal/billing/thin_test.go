@@ -226,7 +226,7 @@ type twinWorld struct {
 func newTwinWorld(t *testing.T, f *fixture, slug, customer string) *twinWorld {
 	t.Helper()
 	_, client, insp := f.withQueue(t)
-	f.notify = email.NewNotifier(f.store, email.NewService(client), "https://app.example")
+	f.notify = email.NewNotifier(f.store, email.NewService(client, f.store), "https://app.example")
 	api := f.withStripe(t) // rebuilds with the notifier
 	acct := testfactory.Account(t, f.store, &testfactory.AccountOpts{Slug: slug, StripeCustomerID: customer})
 	testfactory.Member(t, f.store, acct.ID, "admin", nil)

@@ -3,7 +3,8 @@
 // and reports each account's compliance once a week. Its Asynq handlers work
 // set-based through the store, page by page, so a million pieces of equipment
 // cost neither a million statements nor a million rows in memory; emails are
-// only enqueued, through the email service.
+// only staged and enqueued, through the email service, in batches for
+// Resend's batch API.
 package compliance
 
 import (
@@ -15,17 +16,25 @@ import (
 
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
-	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
 )
 
-// Mailer enqueues CleanTrack's compliance emails; *email.Service is one. The
-// key is the email's idempotency key: the same key is sent at most once,
-// however often it is enqueued.
+// Mailer sends CleanTrack's compliance emails; *email.Service is one.
+// SendBatch stages a fan-out's emails of one template for Resend's batch API
+// and enqueues their batches; each email's key makes it go out at most once,
+// however often it is staged, and an address that cannot be sent to gets its
+// own failed row without failing the call.
+//
+// RedriveBatches enqueues again the batches still queued after minAge,
+// whose tasks Redis may have lost; the overdue scan's handler calls it.
 type Mailer interface {
-	SendOverdueAlertEmail(ctx context.Context, to string, data email.OverdueAlertData, key string) (taskID string, err error)
-	SendWeeklyComplianceSummary(ctx context.Context, to string, data email.WeeklySummaryData, key string) (taskID string, err error)
+	SendBatch(ctx context.Context, template string, items []email.Item) (email.BatchResult, error)
+	RedriveBatches(ctx context.Context, minAge time.Duration) (int, error)
 }
+
+// BatchRedriveAge is how long a staged batch stays queued before the
+// overdue scan's handler enqueues its task again.
+const BatchRedriveAge = 15 * time.Minute
 
 // Defaults for Options left zero.
 const (
@@ -48,7 +57,8 @@ type Options struct {
 	ScanWorkers int
 	// AccountPage is how many accounts one weekly-summary statement covers.
 	AccountPage int
-	// EnqueueWorkers is how many emails or tasks are enqueued at once.
+	// EnqueueWorkers is how many accounts' weekly emails are prepared at
+	// once.
 	EnqueueWorkers int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -58,14 +68,12 @@ type Options struct {
 type Service struct {
 	store  *postgres.Store
 	mailer Mailer
-	enq    queue.Enqueuer
 	log    *slog.Logger
 	opt    Options
 }
 
-// New builds the compliance service. enq enqueues the per-account summary
-// tasks of the weekly fan-out.
-func New(store *postgres.Store, mailer Mailer, enq queue.Enqueuer, log *slog.Logger, opt Options) *Service {
+// New builds the compliance service; its emails go through mailer.
+func New(store *postgres.Store, mailer Mailer, log *slog.Logger, opt Options) *Service {
 	if opt.ScanBatch <= 0 {
 		opt.ScanBatch = DefaultScanBatch
 	}
@@ -81,7 +89,7 @@ func New(store *postgres.Store, mailer Mailer, enq queue.Enqueuer, log *slog.Log
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Service{store: store, mailer: mailer, enq: enq, log: log, opt: opt}
+	return &Service{store: store, mailer: mailer, log: log, opt: opt}
 }
 
 // Register adds the compliance handlers to mux: the overdue scan, the weekly

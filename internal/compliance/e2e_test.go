@@ -14,6 +14,7 @@ import (
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/internal/resendtest"
+	"github.com/cleantrack/jobs/internal/testfactory"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -31,8 +32,8 @@ func (w *world) startWorker(resendURL string) {
 	require.NoError(w.t, err)
 
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(tasks.TypeEmailSend, sender.ProcessTask)
-	compliance.New(w.store, email.NewService(w.client), w.client, discardLog(), compliance.Options{
+	sender.Register(mux)
+	compliance.New(w.store, email.NewService(w.client, w.store), discardLog(), compliance.Options{
 		SiteURL: "https://app.example.com", ScanBatch: 3, AccountPage: 1,
 	}).Register(mux)
 	srv := asynq.NewServer(opt, asynq.Config{
@@ -64,12 +65,24 @@ func (w *world) drained() bool {
 }
 
 // sent lists the emails the Resend fake delivered as "<idempotency key> <to>",
-// sorted.
-func sent(fake *resendtest.Server) []string {
+// sorted: the key is the delivery row's, found by the id Resend answered
+// (a batch's members share the batch's Idempotency-Key).
+func (w *world) sent(fake *resendtest.Server) []string {
+	w.t.Helper()
+	keyOf := map[string]string{}
+	var rows []struct {
+		Key string `db:"idempotency_key"`
+		ID  string `db:"provider_message_id"`
+	}
+	require.NoError(w.t, w.store.DB.SelectContext(w.ctx, &rows,
+		`SELECT idempotency_key, provider_message_id FROM email_deliveries WHERE provider_message_id IS NOT NULL`))
+	for _, r := range rows {
+		keyOf[r.ID] = r.Key
+	}
 	var out []string
 	for _, e := range fake.Delivered() {
 		for _, to := range e.To {
-			out = append(out, e.Key+" "+to)
+			out = append(out, keyOf[e.ID]+" "+to)
 		}
 	}
 	sort.Strings(out)
@@ -108,7 +121,7 @@ func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
 		w.enqueue(tasks.NewWeeklySummary(tasks.WeeklySummaryPayload{Week: "2026-W47"}))
 	}
 	require.Eventually(t, func() bool { return fake.DeliveredCount() >= 9 && w.drained() }, 30*time.Second, 50*time.Millisecond,
-		"got %v", sent(fake))
+		"got %v", w.sent(fake))
 
 	alerts := w.activeAlerts(north)
 	want := []string{
@@ -123,21 +136,79 @@ func TestScanAndWeeklySummaryEndToEnd(t *testing.T) {
 		fmt.Sprintf("weekly/%d/2026-W47/%d %s", south, southOwner, "south-owner@example.com"),
 	}
 	sort.Strings(want)
-	assert.Equal(t, want, sent(fake))
-	assert.Equal(t, 9, fake.RequestCount(), "no email was requested twice")
+	assert.Equal(t, want, w.sent(fake))
+	// Fan-outs go through the batch API: the scan's one page is one batch,
+	// each account's page another, and no batch was requested twice.
+	for _, r := range fake.Requests() {
+		assert.True(t, r.Batch, "request %d is a batch", r.N)
+		assert.Equal(t, 200, r.Status)
+	}
+	assert.Equal(t, 3, fake.RequestCount())
+	assert.Len(t, fake.Keys(), 3)
 
 	for _, acc := range []int64{north, south} {
 		rep, err := w.store.WeeklyReport(w.ctx, acc, "2026-W47")
 		require.NoError(t, err)
 		assert.True(t, rep.SentAt.Valid, "report of account %d marked sent", acc)
 	}
-	var sent int
-	require.NoError(t, w.store.DB.GetContext(w.ctx, &sent, `SELECT count(*) FROM email_deliveries WHERE status = 'sent'`))
-	assert.Equal(t, 9, sent)
+	var sentRows int
+	require.NoError(t, w.store.DB.GetContext(w.ctx, &sentRows, `SELECT count(*) FROM email_deliveries WHERE status = 'sent'`))
+	assert.Equal(t, 9, sentRows)
 
 	// Once the task ids have expired, a report marked sent still is not sent
 	// again: the per-account task finds sent_at and stops.
 	n, err := w.service(now, 0).SendWeeklyReport(w.ctx, north, "2026-W47")
 	require.NoError(t, err)
 	assert.Zero(t, n)
+}
+
+// A user whose stored address does not parse (a CR/LF in it, from before
+// addresses were checked) used to fail every scan: its healthy alerts stayed
+// unnotified and were enqueued again by every later scan. Now the bad
+// recipient gets a failed row with the reason, the others are sent, the scan
+// succeeds and its alerts are notified.
+func TestScanWithABadStoredAddressSendsTheOthers(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	now := time.Now().UTC()
+	acc, owner := w.account("clinic", "UTC", "active")
+	admin := w.member(acc, "admin", "admin")
+	broken := w.member(acc, "broken", "manager")
+	testfactory.LegacyAddress(t, w.store, broken, "broken@example.com\r\nBcc: attacker@example.com")
+	ward := w.location(acc, "Ward")
+	monitor := w.equipment(acc, ward, equip{name: "monitor", interval: 24, created: now.Add(-72 * time.Hour)})
+	fake := resendtest.New(t)
+	w.startWorker(fake.URL())
+
+	w.enqueue(tasks.NewOverdueScan(tasks.OverdueScanPayload{}))
+	require.Eventually(t, func() bool { return fake.DeliveredCount() >= 2 && w.drained() }, 30*time.Second, 50*time.Millisecond,
+		"got %v", w.sent(fake))
+	alert := w.activeAlerts(acc)[monitor]
+	assert.ElementsMatch(t, []string{
+		fmt.Sprintf("overdue/%d/%d admin@example.com", alert, admin),
+		fmt.Sprintf("overdue/%d/%d clinic-owner@example.com", alert, owner),
+	}, w.sent(fake))
+	for _, r := range fake.Requests() {
+		assert.NotContains(t, string(r.Raw), "attacker@example.com")
+	}
+
+	bad, err := w.store.EmailDeliveryByKey(w.ctx, compliance.OverdueKey(alert, broken))
+	require.NoError(t, err)
+	assert.Equal(t, "failed", bad.Status)
+	assert.Contains(t, bad.LastError.String, "control character")
+
+	// The scan succeeded (nothing retried or archived) and its alert is
+	// notified, so the next scan stages nothing.
+	for _, q := range []string{tasks.QueueLow, tasks.QueueDefault} {
+		info, err := w.insp.GetQueueInfo(q)
+		require.NoError(t, err)
+		assert.Zero(t, info.Retry+info.Archived, "queue %s", q)
+	}
+	alerts, err := w.store.AccountAlerts(w.ctx, acc)
+	require.NoError(t, err)
+	require.Len(t, alerts, 1)
+	assert.True(t, alerts[0].NotifiedAt.Valid)
+	r, err := w.service(now.Add(time.Minute), 0).Scan(w.ctx, 0)
+	require.NoError(t, err)
+	assert.Zero(t, r.Emails)
 }

@@ -19,18 +19,20 @@ import (
 
 var errMailer = errors.New("mailer down")
 
-// failingMailer enqueues through the real email service, except the overdue
-// alerts of one piece of equipment, which fail.
+// failingMailer stages through the real email service, except a batch that
+// holds an overdue alert of one piece of equipment, which fails.
 type failingMailer struct {
 	*email.Service
 	equipment string
 }
 
-func (m failingMailer) SendOverdueAlertEmail(ctx context.Context, to string, data email.OverdueAlertData, key string) (string, error) {
-	if data.EquipmentName == m.equipment {
-		return "", errMailer
+func (m failingMailer) SendBatch(ctx context.Context, template string, items []email.Item) (email.BatchResult, error) {
+	for _, it := range items {
+		if d, ok := it.Data.(email.OverdueAlertData); ok && d.EquipmentName == m.equipment {
+			return email.BatchResult{}, errMailer
+		}
 	}
-	return m.Service.SendOverdueAlertEmail(ctx, to, data, key)
+	return m.Service.SendBatch(ctx, template, items)
 }
 
 // A failed email stops the scan with that error and leaves its page's alerts
@@ -45,10 +47,8 @@ func TestScanStopsAtAFailedEmailAndOwesItsPage(t *testing.T) {
 		name := fmt.Sprint("e", i)
 		ids[name] = w.equipment(acc, loc, equip{name: name, interval: 24, created: now.Add(-48 * time.Hour)})
 	}
-	failing := compliance.New(w.store, failingMailer{email.NewService(w.client), "e3"}, w.client, discardLog(), compliance.Options{
-		SiteURL: "https://app.example.com", ScanBatch: 2, Now: func() time.Time { return now },
-		// One at a time, in order: e2's email is enqueued before e3's fails.
-		EnqueueWorkers: 1,
+	failing := compliance.New(w.store, failingMailer{email.NewService(w.client, w.store), "e3"}, discardLog(), compliance.Options{
+		SiteURL: "https://app.example.com", ScanBatch: 2, ScanWorkers: 1, Now: func() time.Time { return now },
 	})
 
 	_, err := failing.Scan(w.ctx, 0)
@@ -75,26 +75,44 @@ func TestScanStopsAtAFailedEmailAndOwesItsPage(t *testing.T) {
 	assert.Zero(t, r.Emails)
 }
 
-// failingEnqueuer accepts the first ok enqueues and fails the rest.
+// failingEnqueuer passes the first ok enqueues to next and fails the rest.
 type failingEnqueuer struct {
+	next  *asynq.Client
 	ok    int64
 	calls atomic.Int64
 }
 
-func (e *failingEnqueuer) EnqueueContext(ctx context.Context, task *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
+func (e *failingEnqueuer) EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
 	if e.calls.Add(1) > e.ok {
 		return nil, errMailer
 	}
-	return &asynq.TaskInfo{ID: task.Type()}, nil
+	return e.next.EnqueueContext(ctx, task, opts...)
 }
 
-func TestFanOutStopsAtAFailedEnqueue(t *testing.T) {
+// A batch staged but never enqueued (Redis was down) stops the fan-out and
+// leaves its reports unsent; the next fan-out enqueues that batch and sends
+// the reports, each email once.
+func TestFanOutStopsAtAFailedEnqueueAndRecovers(t *testing.T) {
 	w := newWorld(t)
+	var accs []int64
 	for i := range 5 {
-		w.account(fmt.Sprint("acc", i), "UTC", "active")
+		id, _ := w.account(fmt.Sprint("acc", i), "UTC", "active")
+		accs = append(accs, id)
 	}
-	enq := &failingEnqueuer{ok: 1}
-	svc := compliance.New(w.store, email.NewService(w.client), enq, discardLog(), compliance.Options{AccountPage: 2, EnqueueWorkers: 2})
-	_, err := svc.FanOut(w.ctx, 0, postgres.WeekSpec{Ref: at(t, "2026-11-26T12:00:00Z")})
+	week := postgres.WeekSpec{Ref: at(t, "2026-11-26T12:00:00Z")}
+	enq := &failingEnqueuer{next: w.client, ok: 1}
+	svc := compliance.New(w.store, email.NewService(enq, w.store), discardLog(), compliance.Options{AccountPage: 2})
+	r, err := svc.FanOut(w.ctx, 0, week)
 	require.ErrorIs(t, err, errMailer)
+	assert.Equal(t, 2, r.Reported, "the first page went out")
+	rep, err := w.store.WeeklyReport(w.ctx, accs[2], "2026-W47")
+	require.NoError(t, err)
+	assert.False(t, rep.SentAt.Valid, "the failed page's report stays unsent")
+
+	r, err = w.service(at(t, "2026-11-26T12:00:00Z"), 0).FanOut(w.ctx, 0, week)
+	require.NoError(t, err)
+	assert.Equal(t, 3, r.Reported)
+	assert.Equal(t, 2, r.AlreadySent)
+	staged := w.emails() // every batch holding them is queued now
+	assert.Len(t, staged, 5, "one email per owner, none twice")
 }

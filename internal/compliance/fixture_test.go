@@ -50,7 +50,7 @@ func newWorld(t *testing.T) *world {
 // service builds the compliance service on a fixed clock with small pages,
 // so even a test's few rows span several of them.
 func (w *world) service(now time.Time, grace time.Duration) *compliance.Service {
-	return compliance.New(w.store, email.NewService(w.client), w.client, discardLog(), compliance.Options{
+	return compliance.New(w.store, email.NewService(w.client, w.store), discardLog(), compliance.Options{
 		SiteURL:     "https://app.example.com",
 		Grace:       grace,
 		ScanBatch:   2,
@@ -130,35 +130,34 @@ func (w *world) activeAlerts(accountID int64) map[int64]int64 {
 	return out
 }
 
-// queuedEmail is an email:send task waiting in Redis.
+// queuedEmail is an email staged for a batch whose email:batch task waits
+// in Redis.
 type queuedEmail struct {
-	Key      string
-	Template string
-	To       string
-	Data     json.RawMessage
+	Key      string          `db:"idempotency_key"`
+	Template string          `db:"template"`
+	To       string          `db:"to_email"`
+	Data     json.RawMessage `db:"data"`
+	Batch    string          `db:"task_key"`
 }
 
-// emails lists the email:send tasks in the default queue, by key.
+// emails lists the emails staged in batches, by key, and checks that each
+// batch's email:batch task is in the default queue under the batch's key.
 func (w *world) emails() []queuedEmail {
 	w.t.Helper()
 	var out []queuedEmail
-	for page := 1; ; page++ {
-		infos, err := w.insp.ListPendingTasks(tasks.QueueDefault, asynq.PageSize(100), asynq.Page(page))
-		if err != nil {
-			return out // the queue does not exist yet
+	require.NoError(w.t, w.store.DB.SelectContext(w.ctx, &out, `
+		SELECT d.idempotency_key, d.template, d.to_email, d.data, b.task_key
+		FROM email_deliveries d JOIN email_batches b ON b.id = d.batch_id
+		ORDER BY d.idempotency_key`))
+	seen := map[string]bool{}
+	for _, e := range out {
+		if seen[e.Batch] {
+			continue
 		}
-		for _, in := range infos {
-			if in.Type != tasks.TypeEmailSend {
-				continue
-			}
-			var p tasks.EmailSendPayload
-			require.NoError(w.t, json.Unmarshal(in.Payload, &p))
-			require.Equal(w.t, p.Key, in.ID, "an email's TaskID is its key")
-			out = append(out, queuedEmail{Key: p.Key, Template: p.Template, To: p.To, Data: p.Data})
-		}
-		if len(infos) < 100 {
-			break
-		}
+		seen[e.Batch] = true
+		info, err := w.insp.GetTaskInfo(tasks.QueueDefault, e.Batch)
+		require.NoError(w.t, err, "batch %s is queued", e.Batch)
+		require.Equal(w.t, tasks.TypeEmailBatch, info.Type)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -21,8 +20,9 @@ import (
 type ScanResult struct {
 	Resolved int64 // alerts resolved: equipment cleaned since, or deactivated
 	Opened   int   // alerts opened
-	Notified int   // alerts whose emails were enqueued (opened now or owed from before)
-	Emails   int   // emails enqueued
+	Notified int   // alerts whose emails were staged (opened now or owed from before)
+	Emails   int   // emails staged for batches
+	Refused  int   // emails recorded failed for their address
 }
 
 // HandleOverdueScan is the cleaning:overdue_scan handler. It is idempotent:
@@ -38,12 +38,20 @@ func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	// Every scan (every 15 minutes by default) also re-drives email batches
+	// whose tasks Redis lost, weekly summaries included.
+	redriven, err := s.mailer.RedriveBatches(ctx, BatchRedriveAge)
+	if err != nil {
+		return err
+	}
 	s.log.Info("overdue scan done",
 		slog.Int64("account_id", p.AccountID),
 		slog.Int64("resolved", r.Resolved),
 		slog.Int("opened", r.Opened),
 		slog.Int("notified", r.Notified),
 		slog.Int("emails", r.Emails),
+		slog.Int("refused", r.Refused),
+		slog.Int("email_batches_redriven", redriven),
 		slog.Duration("duration", time.Since(start)))
 	return nil
 }
@@ -55,20 +63,18 @@ type scanRange struct{ after, through int64 }
 // ScanBatch ids, ScanWorkers pages at a time. For each page, one statement
 // resolves the alerts of equipment cleaned or deactivated since, and one opens
 // the alerts of the newly overdue and returns the emails owed on the page.
-// Those go to EnqueueWorkers goroutines shared by all pages, so the next
-// pages' statements run while emails are enqueued; once the last email of a
-// page is enqueued, its alerts are marked notified. The first error stops
-// both: no new page or email starts, and Scan returns it (an email's error
-// before a page's). An alert opened by a scan that stopped before its emails
-// were all enqueued stays unnotified, so the next scan enqueues its emails;
-// their keys keep every email single.
+// Those are staged for Resend's batch API in one call (batches of up to 100,
+// see email.Service.SendBatch), then the page's alerts are marked notified.
+// A recipient whose address cannot be sent to gets a failed row of its own
+// and does not hold the page back. The first error stops the scan: no new
+// page starts, and Scan returns it. An alert whose page stopped before its
+// emails were staged stays unnotified, so the next scan stages them; their
+// keys keep every email single.
 func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error) {
 	now := s.now()
 	cutoff := now.Add(-s.opt.Grace)
 	var mu sync.Mutex
 	var r ScanResult
-	emails, ectx := errgroup.WithContext(ctx)
-	emails.SetLimit(s.opt.EnqueueWorkers)
 	pages, pctx := errgroup.WithContext(ctx)
 	pages.SetLimit(s.opt.ScanWorkers)
 	scanPage := func(pg scanRange) error {
@@ -80,30 +86,37 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 		if err != nil {
 			return err
 		}
-		page := &pageEmails{}
+		var alertIDs []int64
 		opened := 0
+		items := make([]email.Item, 0, len(notices))
 		for _, n := range notices {
-			if len(page.alertIDs) == 0 || page.alertIDs[len(page.alertIDs)-1] != n.AlertID {
-				page.alertIDs = append(page.alertIDs, n.AlertID)
+			if len(alertIDs) == 0 || alertIDs[len(alertIDs)-1] != n.AlertID {
+				alertIDs = append(alertIDs, n.AlertID)
 				if n.Opened {
 					opened++
 				}
 			}
+			items = append(items, email.Item{To: n.Email, Key: OverdueKey(n.AlertID, n.UserID), Data: s.overdueData(n, now)})
 		}
-		page.pending.Store(int64(len(notices)))
 		mu.Lock()
 		r.Resolved += resolved
-		r.Opened += opened
-		r.Notified += len(page.alertIDs)
-		r.Emails += len(notices)
 		mu.Unlock()
-		for _, n := range notices {
-			if err := ectx.Err(); err != nil {
-				return err // an email failed: the page's alerts stay unnotified
-			}
-			job := emailJob{notice: n, page: page}
-			emails.Go(func() error { return s.enqueueOverdue(ectx, job, now) })
+		if len(items) == 0 {
+			return nil
 		}
+		br, err := s.mailer.SendBatch(pctx, email.TemplateOverdueAlert, items)
+		if err != nil {
+			return fmt.Errorf("overdue emails of equipment %d to %d: %w", pg.after+1, pg.through, err)
+		}
+		if err := s.store.MarkAlertsNotified(pctx, alertIDs, now); err != nil {
+			return err
+		}
+		mu.Lock()
+		r.Opened += opened
+		r.Notified += len(alertIDs)
+		r.Emails += len(items)
+		r.Refused += br.Refused
+		mu.Unlock()
 		return nil
 	}
 	var after int64
@@ -118,10 +131,7 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 		pages.Go(func() error { return scanPage(pg) })
 		after = hi
 	}
-	if werr := pages.Wait(); werr != nil && err == nil {
-		err = werr
-	}
-	if werr := emails.Wait(); werr != nil {
+	if werr := pages.Wait(); werr != nil {
 		err = werr
 	}
 	mu.Lock()
@@ -129,37 +139,10 @@ func (s *Service) Scan(ctx context.Context, accountID int64) (ScanResult, error)
 	return r, err
 }
 
-// pageEmails follows one page's emails through the shared enqueue goroutines.
-type pageEmails struct {
-	alertIDs []int64
-	pending  atomic.Int64 // emails not enqueued yet
-	failed   atomic.Bool  // an email failed: the alerts stay unnotified
-}
-
-// emailJob is one email of one page.
-type emailJob struct {
-	notice postgres.AlertNotice
-	page   *pageEmails
-}
-
-// enqueueOverdue enqueues one overdue email; the page's last one marks the
-// page's alerts notified, unless one of them failed.
-func (s *Service) enqueueOverdue(ctx context.Context, job emailJob, now time.Time) error {
-	n := job.notice
-	key := "overdue/" + strconv.FormatInt(n.AlertID, 10) + "/" + strconv.FormatInt(n.UserID, 10)
-	_, err := s.mailer.SendOverdueAlertEmail(ctx, n.Email, s.overdueData(n, now), key)
-	if err != nil {
-		err = fmt.Errorf("enqueue overdue email %s: %w", key, err)
-		job.page.failed.Store(true)
-	}
-	// A failure is stored before its count goes down, so whichever email
-	// brings the count to zero sees it.
-	if job.page.pending.Add(-1) == 0 && !job.page.failed.Load() {
-		if merr := s.store.MarkAlertsNotified(ctx, job.page.alertIDs, now); merr != nil {
-			return merr
-		}
-	}
-	return err
+// OverdueKey is the idempotency key of the overdue email of one alert to one
+// user: "overdue/<alert id>/<user id>".
+func OverdueKey(alertID, userID int64) string {
+	return "overdue/" + strconv.FormatInt(alertID, 10) + "/" + strconv.FormatInt(userID, 10)
 }
 
 // overdueData is the overdue-alert email's full context.

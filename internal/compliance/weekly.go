@@ -14,7 +14,6 @@ import (
 
 	"github.com/cleantrack/jobs/internal/email"
 	"github.com/cleantrack/jobs/internal/postgres"
-	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -45,9 +44,9 @@ func ISOWeek(t time.Time) string {
 // HandleWeeklySummary is the report:weekly_summary fan-out. It pages through
 // the reporting accounts (status trialing, active or past_due; one account
 // when the payload names it), records each page's figures in one statement,
-// and enqueues one report:weekly_summary_account task per account whose
-// report is not sent yet. Task ids (account and week) and the recorded rows
-// make a repeated fan-out harmless.
+// stages the emails of the page's unsent reports for Resend's batch API
+// (batches of up to 100 across accounts) and marks those reports sent. The
+// recorded rows and the emails' keys make a repeated fan-out harmless.
 func (s *Service) HandleWeeklySummary(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.Payload[tasks.WeeklySummaryPayload](t)
 	if err != nil {
@@ -73,7 +72,8 @@ func (s *Service) HandleWeeklySummary(ctx context.Context, t *asynq.Task) error 
 		slog.Int64("account_id", p.AccountID),
 		slog.String("week", p.Week),
 		slog.Int("accounts", r.Accounts),
-		slog.Int("enqueued", r.Enqueued),
+		slog.Int("reported", r.Reported),
+		slog.Int("emails", r.Emails),
 		slog.Int("already_sent", r.AlreadySent),
 		slog.Int("failed", r.Failed),
 		slog.Duration("duration", time.Since(start)))
@@ -83,7 +83,9 @@ func (s *Service) HandleWeeklySummary(ctx context.Context, t *asynq.Task) error 
 // FanOutResult counts what one weekly fan-out did.
 type FanOutResult struct {
 	Accounts    int // reporting accounts seen
-	Enqueued    int // per-account tasks enqueued (or already queued)
+	Reported    int // accounts whose report's emails were staged and the report marked sent
+	Emails      int // emails staged for batches
+	Refused     int // emails recorded failed for their address
 	AlreadySent int // accounts whose report for the week was sent before
 	Failed      int // accounts whose figures could not be computed (logged)
 }
@@ -115,56 +117,111 @@ func (s *Service) recordPage(ctx context.Context, ids []int64, week postgres.Wee
 }
 
 // FanOut records the selected week's figures of every reporting account (or
-// of onlyAccount), a page at a time, and enqueues the per-account tasks.
+// of onlyAccount), a page at a time, and sends each page's unsent reports:
+// their emails (owner and admins of each account) are prepared by
+// EnqueueWorkers goroutines, staged in one SendBatch call, and the reports
+// marked sent. The first failure stops the fan-out; the page's reports stay
+// unsent, so a retry stages them again under the same keys.
 func (s *Service) FanOut(ctx context.Context, onlyAccount int64, week postgres.WeekSpec) (FanOutResult, error) {
 	var r FanOutResult
-	// EnqueueWorkers enqueues at once; the first failure stops the fan-out.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.opt.EnqueueWorkers)
-	enqueue := func(rep postgres.PendingReport) error {
-		task, err := tasks.NewWeeklySummaryAccount(tasks.WeeklySummaryAccountPayload{AccountID: rep.AccountID, Week: rep.ISOWeek})
-		if err != nil {
-			return err
-		}
-		_, _, err = queue.Enqueue(gctx, s.enq, task)
-		return err
-	}
 	var after int64
-	var pageErr error
-	for pageErr == nil {
-		var ids []int64
-		ids, pageErr = s.store.ReportingAccountIDs(ctx, after, s.opt.AccountPage, onlyAccount)
-		if pageErr != nil || len(ids) == 0 {
-			break
+	for {
+		ids, err := s.store.ReportingAccountIDs(ctx, after, s.opt.AccountPage, onlyAccount)
+		if err != nil || len(ids) == 0 {
+			return r, err
 		}
 		after = ids[len(ids)-1]
-		var reps []postgres.PendingReport
-		reps, pageErr = s.recordPage(ctx, ids, week, &r)
+		reps, err := s.recordPage(ctx, ids, week, &r)
 		r.Accounts += len(ids)
+		if err != nil {
+			return r, err
+		}
+		var pending []postgres.PendingReport
 		for _, rep := range reps {
 			if rep.Sent {
 				r.AlreadySent++
 				continue
 			}
-			if pageErr = gctx.Err(); pageErr != nil {
-				break
-			}
-			g.Go(func() error { return enqueue(rep) })
-			r.Enqueued++
+			pending = append(pending, rep)
+		}
+		if err := s.sendReports(ctx, pending, &r); err != nil {
+			return r, err
 		}
 	}
-	if err := g.Wait(); err != nil {
-		return r, err
+}
+
+// sendReports stages the emails of reports in one SendBatch call and marks
+// the reports sent.
+func (s *Service) sendReports(ctx context.Context, reps []postgres.PendingReport, r *FanOutResult) error {
+	if len(reps) == 0 {
+		return nil
 	}
-	return r, pageErr
+	per := make([][]email.Item, len(reps))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opt.EnqueueWorkers)
+	for i, rep := range reps {
+		g.Go(func() error {
+			items, err := s.weeklyItems(gctx, rep.AccountID, rep.ISOWeek)
+			per[i] = items
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	var items []email.Item
+	for _, p := range per {
+		items = append(items, p...)
+	}
+	br, err := s.mailer.SendBatch(ctx, email.TemplateWeeklySummary, items)
+	if err != nil {
+		return fmt.Errorf("weekly summary emails: %w", err)
+	}
+	for _, rep := range reps {
+		if _, err := s.store.MarkWeeklyReportSent(ctx, rep.AccountID, rep.ISOWeek, s.now()); err != nil {
+			return err
+		}
+	}
+	r.Reported += len(reps)
+	r.Emails += len(items)
+	r.Refused += br.Refused
+	return nil
+}
+
+// weeklyItems are the weekly summary emails of one account's recorded
+// report, one per recipient (the owner and the admins).
+func (s *Service) weeklyItems(ctx context.Context, accountID int64, week string) ([]email.Item, error) {
+	rep, err := s.store.WeeklyReport(ctx, accountID, week)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := s.store.ReportAccountByID(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	recipients, err := s.store.WeeklySummaryRecipients(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]email.Item, 0, len(recipients))
+	for _, u := range recipients {
+		items = append(items, email.Item{To: u.Email, Key: WeeklyKey(accountID, week, u.UserID), Data: s.weeklyData(acc, rep, u)})
+	}
+	return items, nil
+}
+
+// WeeklyKey is the idempotency key of one recipient's weekly summary:
+// "weekly/<account id>/<ISO week>/<user id>".
+func WeeklyKey(accountID int64, week string, userID int64) string {
+	return fmt.Sprintf("weekly/%d/%s/%d", accountID, week, userID)
 }
 
 // HandleWeeklySummaryAccount is the report:weekly_summary_account handler:
 // it sends one account's recorded report for one week to the account's owner
-// and admins (recording the figures first when the fan-out did not), then
-// marks the report sent. A report marked sent is never sent again; a retry
-// before that re-enqueues the same emails under the same keys
-// (weekly/<account>/<week>/<user>), which send once.
+// and admins (recording the figures first when no fan-out did), through the
+// batch API like the fan-out, then marks the report sent. A report marked
+// sent is never sent again; a retry before that stages the same emails under
+// the same keys (weekly/<account>/<week>/<user>), which send once.
 func (s *Service) HandleWeeklySummaryAccount(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.Payload[tasks.WeeklySummaryAccountPayload](t)
 	if err != nil {
@@ -181,8 +238,8 @@ func (s *Service) HandleWeeklySummaryAccount(ctx context.Context, t *asynq.Task)
 	return nil
 }
 
-// SendWeeklyReport enqueues the weekly summary emails of one account and ISO
-// week and returns how many it enqueued (0 when the report was sent before).
+// SendWeeklyReport stages the weekly summary emails of one account and ISO
+// week and returns how many it staged (0 when the report was sent before).
 // HandleWeeklySummaryAccount describes the guarantees.
 func (s *Service) SendWeeklyReport(ctx context.Context, accountID int64, week string) (int, error) {
 	monday, err := ParseISOWeek(week)
@@ -205,25 +262,11 @@ func (s *Service) SendWeeklyReport(ctx context.Context, accountID int64, week st
 	if rep.SentAt.Valid {
 		return 0, nil
 	}
-	acc, err := s.store.ReportAccountByID(ctx, accountID)
-	if err != nil {
+	var r FanOutResult
+	if err := s.sendReports(ctx, []postgres.PendingReport{{AccountID: accountID, ISOWeek: week}}, &r); err != nil {
 		return 0, err
 	}
-	recipients, err := s.store.WeeklySummaryRecipients(ctx, accountID)
-	if err != nil {
-		return 0, err
-	}
-	for _, u := range recipients {
-		key := fmt.Sprintf("weekly/%d/%s/%d", accountID, week, u.UserID)
-		data := s.weeklyData(acc, rep, u)
-		if _, err := s.mailer.SendWeeklyComplianceSummary(ctx, u.Email, data, key); err != nil {
-			return 0, fmt.Errorf("enqueue weekly summary %s: %w", key, err)
-		}
-	}
-	if _, err := s.store.MarkWeeklyReportSent(ctx, accountID, week, s.now()); err != nil {
-		return 0, err
-	}
-	return len(recipients), nil
+	return r.Emails, nil
 }
 
 // weeklyData is the weekly summary email's context. StartDate is the week's

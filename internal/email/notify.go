@@ -56,7 +56,9 @@ func (n *Notifier) SubscriptionCreated(ctx context.Context, accountID int64, sub
 	case w.SubscriptionEndDate.Valid:
 		data.SubscriptionEndDate = w.SubscriptionEndDate.Time
 	}
-	if _, err := n.svc.SendWelcomeEmail(ctx, w.OwnerEmail, data, WelcomeKey(subscriptionID)); err != nil {
+	// An owner address that cannot be sent to is recorded as a failed
+	// delivery; the subscription's event still succeeds.
+	if _, err := n.svc.SendWelcomeEmail(ctx, w.OwnerEmail, data, WelcomeKey(subscriptionID)); err != nil && !errors.Is(err, ErrUndeliverable) {
 		return fmt.Errorf("welcome email for account %d: %w", accountID, err)
 	}
 	return nil
@@ -100,21 +102,20 @@ func (n *Notifier) PaymentFailed(ctx context.Context, accountID int64, invoiceID
 		next := f.NextAttemptAt.Time
 		data.NextAttempt = &next
 	}
+	// Recipients are independent: an address that cannot be sent to has
+	// its own failed row, and the others are still enqueued. Any other
+	// error is returned after trying them all, so the event is retried and
+	// the keys of those already enqueued make them duplicates.
+	var errs []error
 	for _, c := range contacts {
 		data.UserName = DisplayName(c.FirstName, c.LastName)
 		key := PaymentFailedKey(invoiceID, attemptCount, c.Email)
-		if _, err := n.svc.SendPaymentFailedEmail(ctx, c.Email, data, key); err != nil {
-			return fmt.Errorf("payment failed email for account %d: %w", accountID, err)
+		if _, err := n.svc.SendPaymentFailedEmail(ctx, c.Email, data, key); err != nil && !errors.Is(err, ErrUndeliverable) {
+			errs = append(errs, err)
 		}
 	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("payment failed email for account %d: %w", accountID, err)
+	}
 	return nil
-}
-
-// WelcomeKey is the idempotency key of a subscription's welcome email.
-func WelcomeKey(subscriptionID string) string { return "welcome/" + subscriptionID }
-
-// PaymentFailedKey is the idempotency key of the payment-failed email of one
-// invoice attempt to one recipient.
-func PaymentFailedKey(invoiceID string, attempt int, to string) string {
-	return fmt.Sprintf("payment_failed/%s/%d/%s", invoiceID, attempt, strings.ToLower(to))
 }

@@ -121,7 +121,8 @@ func TestNotifierPaymentFailedOncePerAttemptAndRecipient(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"owner@harbor.example", "admin@harbor.example"}, keys(byTo))
 	owner := byTo["owner@harbor.example"]
-	assert.Equal(t, "payment_failed/in_1/1/owner@harbor.example", owner.IdempotencyKey)
+	assert.Equal(t, PaymentFailedKey("in_1", 1, "owner@harbor.example"), owner.IdempotencyKey)
+	assert.NotContains(t, owner.IdempotencyKey, "@", "no address in a key")
 	assert.Contains(t, owner.Email().Subject, "¥490,000")
 	assert.Contains(t, owner.Email().Text, "Hello Olivia Owner,")
 	assert.Contains(t, owner.Email().Text, "January 3, 2027 at 10:00 AM CET")
@@ -144,7 +145,7 @@ func TestNotifierErrors(t *testing.T) {
 	t.Parallel()
 	store, _ := newTestStoreOnly(t)
 	accountID := seedAccount(t, store)
-	n := NewNotifier(store, NewService(nil), "https://app.cleantrack.example")
+	n := NewNotifier(store, NewService(nil, store), "https://app.cleantrack.example")
 	ctx := context.Background()
 	assert.ErrorIs(t, n.SubscriptionCreated(ctx, 999, "sub_x", time.Time{}), postgres.ErrNotFound)
 	assert.ErrorIs(t, n.PaymentFailed(ctx, accountID, "in_missing", 1), postgres.ErrNotFound)

@@ -52,11 +52,38 @@ func withResponse(ctx context.Context, r *apiResponse) context.Context {
 	return context.WithValue(ctx, responseKey{}, r)
 }
 
-// captureTransport records the status and the error body's name and message
-// of responses to requests whose context carries an *apiResponse.
+type turnKey struct{}
+
+// withTurn makes captureTransport call wait (the shared rate's turn) right
+// before the request leaves, after resend-go has encoded its body: a batch
+// of 100 emails takes a while to encode, and on a busy machine that time
+// varies, so taking the turn before encoding would let requests arrive
+// closer together than they were spaced, into a 429.
+func withTurn(ctx context.Context, wait func(context.Context) error) context.Context {
+	return context.WithValue(ctx, turnKey{}, wait)
+}
+
+// turnError is the turn's own error (a rate limit to wait out in the queue,
+// or the limiter failing), which stopped the request before it left.
+type turnError struct{ err error }
+
+func (e turnError) Error() string { return e.err.Error() }
+func (e turnError) Unwrap() error { return e.err }
+
+// captureTransport takes the request's turn of the shared rate (withTurn)
+// and records the status and the error body's name and message of responses
+// to requests whose context carries an *apiResponse.
 type captureTransport struct{ base http.RoundTripper }
 
 func (t captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if wait, ok := req.Context().Value(turnKey{}).(func(context.Context) error); ok {
+		if err := wait(req.Context()); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, turnError{err}
+		}
+	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return resp, err

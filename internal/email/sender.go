@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/resend/resend-go/v2"
 
+	"github.com/cleantrack/jobs/internal/address"
 	"github.com/cleantrack/jobs/internal/metrics"
 	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
@@ -30,15 +30,16 @@ const (
 	OutcomeRetried     = "retried"
 )
 
-// rateLimitKey is the Redis key of the sending rate shared by every worker.
-const rateLimitKey = "cleantrack:email:resend_rate"
+// rateLimitKey is the Redis key of the sending rate shared by every worker:
+// the time of the next free request slot.
+const rateLimitKey = "cleantrack:email:resend_next_slot"
 
 // Defaults for Options left empty.
 const (
 	DefaultFrom          = "CleanTrack <notifications@cleantrack.local>"
 	DefaultOutboxDir     = "./tmp/outbox"
 	DefaultRatePerSecond = 2
-	DefaultMaxRateWait   = 2 * time.Second
+	DefaultMaxRateWait   = 4 * time.Second
 	DefaultHTTPTimeout   = 30 * time.Second
 )
 
@@ -69,8 +70,8 @@ type Sender struct {
 	opt      Options
 	store    *postgres.Store
 	renderer *Renderer
-	client   *resend.Client // nil in outbox mode
-	limiter  *redis_rate.Limiter
+	client   *resend.Client        // nil in outbox mode
+	rdb      redis.UniversalClient // the shared rate; nil: no limit
 	log      *slog.Logger
 }
 
@@ -104,14 +105,15 @@ func New(store *postgres.Store, rdb redis.UniversalClient, log *slog.Logger, opt
 		}
 	}
 	if rdb != nil {
-		s.limiter = redis_rate.NewLimiter(rdb)
+		s.rdb = rdb
 	}
 	return s, nil
 }
 
-// Register adds the email:send handler to mux.
+// Register adds the email:send and email:batch handlers to mux.
 func (s *Sender) Register(mux *asynq.ServeMux) {
 	mux.Handle(tasks.TypeEmailSend, s)
+	mux.HandleFunc(tasks.TypeEmailBatch, s.ProcessBatch)
 }
 
 // Outbox reports whether the Sender writes to the dev outbox instead of
@@ -164,15 +166,21 @@ func (s *Sender) Deliver(ctx context.Context, p tasks.EmailSendPayload, final bo
 		// A caller reused a key for another email. The row belongs to the
 		// first one, so it is left alone.
 		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeFailed).Inc()
-		return res, fmt.Errorf("email %s: idempotency key was first used for %s to %s, not %s to %s: %w",
-			p.Key, d.Template, d.ToEmail, p.Template, p.To, asynq.SkipRetry)
+		// Addresses stay out of the error (it is logged): the delivery id
+		// leads to them.
+		return res, fmt.Errorf("email %s: idempotency key was first used by delivery %d for %s to another recipient or template, not this %s: %w",
+			p.Key, d.ID, d.Template, p.Template, asynq.SkipRetry)
 	}
 	if d.Done() {
 		res.AlreadyDone = true
-		s.log.DebugContext(ctx, "email already handled", slog.String("idempotency_key", p.Key), slog.String("status", d.Status))
+		s.log.DebugContext(ctx, "email already handled", slog.String("idempotency_key", p.Key),
+			slog.Int64("delivery_id", d.ID), slog.String("status", d.Status))
 		return res, nil
 	}
 
+	if err := address.Check(p.To); err != nil {
+		return res, s.fail(ctx, d, "", err.Error())
+	}
 	data, err := DecodeData(p.Template, p.Data)
 	if err != nil {
 		return res, s.fail(ctx, d, "", err.Error())
@@ -190,7 +198,8 @@ func (s *Sender) Deliver(ctx context.Context, p tasks.EmailSendPayload, final bo
 		}
 		metrics.EmailsTotal.WithLabelValues(p.Template, OutcomeSuppressed).Inc()
 		s.log.InfoContext(ctx, "email suppressed",
-			slog.String("idempotency_key", p.Key), slog.String("template", p.Template), slog.String("reason", sup.Reason))
+			slog.String("idempotency_key", p.Key), slog.String("template", p.Template),
+			slog.Int64("delivery_id", d.ID), slog.String("reason", sup.Reason))
 		res.Status = postgres.EmailSuppressed
 		return res, nil
 	case !errors.Is(err, postgres.ErrNotFound):
@@ -213,7 +222,20 @@ func (s *Sender) fail(ctx context.Context, d postgres.EmailDelivery, subject, re
 }
 
 func (s *Sender) send(ctx context.Context, d postgres.EmailDelivery, p tasks.EmailSendPayload, msg Message, res Result, final bool) (Result, error) {
-	if err := s.waitTurn(ctx); err != nil {
+	req := &resend.SendEmailRequest{
+		From:    s.opt.From,
+		To:      []string{p.To},
+		Subject: msg.Subject,
+		Html:    msg.HTML,
+		Text:    msg.Text,
+		Tags:    []resend.Tag{{Name: "template", Value: p.Template}},
+	}
+	var resp apiResponse
+	sent, err := s.client.Emails.SendWithOptions(withTurn(withResponse(ctx, &resp), s.waitTurn), req, &resend.SendEmailOptions{IdempotencyKey: p.Key})
+	var turn turnError
+	if errors.As(err, &turn) {
+		// No turn of the shared rate: the request never left.
+		err = turn.err
 		if final {
 			// Asynq archives a task on its last try whatever the error.
 			if merr := s.store.MarkEmailFailed(ctx, d.ID, "retries exhausted: "+err.Error()); merr != nil {
@@ -227,17 +249,6 @@ func (s *Sender) send(ctx context.Context, d postgres.EmailDelivery, p tasks.Ema
 		}
 		return res, err
 	}
-
-	req := &resend.SendEmailRequest{
-		From:    s.opt.From,
-		To:      []string{p.To},
-		Subject: msg.Subject,
-		Html:    msg.HTML,
-		Text:    msg.Text,
-		Tags:    []resend.Tag{{Name: "template", Value: p.Template}},
-	}
-	var resp apiResponse
-	sent, err := s.client.Emails.SendWithOptions(withResponse(ctx, &resp), req, &resend.SendEmailOptions{IdempotencyKey: p.Key})
 	if err == nil {
 		if err := s.store.MarkEmailSent(ctx, d.ID, msg.Subject, sent.Id); err != nil {
 			// Resend has the email; a retry with the same key gets the same
@@ -282,35 +293,53 @@ func (s *Sender) send(ctx context.Context, d postgres.EmailDelivery, p tasks.Ema
 	return res, cause
 }
 
-// waitTurn takes one send from the rate shared by all workers. It waits in
-// place while the next free slot is within MaxRateWait; beyond that it hands
-// the task back to the queue with a rate-limited error (not a failure), with
-// some jitter so the waiting tasks do not all come back at the same instant.
+// waitTurn takes one request from the rate shared by all workers. Requests
+// are spaced evenly, with no burst, at 95% of RatePerSecond: Resend counts
+// requests in a one-second window, and a burst (or the jitter of requests on
+// their way) would cross it and cost a 429. The next free slot is reserved
+// in Redis (reserveSlot); when it is within MaxRateWait the send waits for it
+// in place. When it is further, nothing is reserved and the task goes back
+// to the queue, timed to return while half of MaxRateWait's slots are still
+// ahead, so the senders keep every slot busy without holding worker slots
+// for long (a rate-limited error: not a failure).
 func (s *Sender) waitTurn(ctx context.Context) error {
-	if s.limiter == nil {
+	if s.rdb == nil {
 		return nil
 	}
-	limit := redis_rate.PerSecond(s.opt.RatePerSecond)
-	deadline := time.Now().Add(s.opt.MaxRateWait)
-	for {
-		r, err := s.limiter.Allow(ctx, rateLimitKey, limit)
-		if err != nil {
-			return fmt.Errorf("email rate limiter: %w", err)
-		}
-		if r.Allowed > 0 {
-			return nil
-		}
-		if time.Now().Add(r.RetryAfter).After(deadline) {
-			jitter := time.Duration(rand.Int64N(int64(time.Second)))
-			return queue.RateLimited(r.RetryAfter+jitter,
-				fmt.Errorf("email rate limit of %d per second reached", s.opt.RatePerSecond))
-		}
-		timer := time.NewTimer(r.RetryAfter)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-timer.C:
-		}
+	interval := time.Second * 105 / time.Duration(100*s.opt.RatePerSecond)
+	wait, err := reserveSlot.Run(ctx, s.rdb, []string{rateLimitKey},
+		interval.Microseconds(), s.opt.MaxRateWait.Microseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("email rate limiter: %w", err)
+	}
+	if wait < 0 {
+		next := time.Duration(-wait) * time.Microsecond
+		back := max(next-s.opt.MaxRateWait/2, interval) + time.Duration(rand.Int64N(int64(interval)))
+		return queue.RateLimited(back, fmt.Errorf("email rate limit of %d per second reached", s.opt.RatePerSecond))
+	}
+	timer := time.NewTimer(time.Duration(wait) * time.Microsecond)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
 	}
 }
+
+// reserveSlot reserves the next free request slot of the shared rate when
+// it is at most ARGV[2] µs away, and returns the wait until it (>= 0); when
+// it is further, it reserves nothing and returns minus the wait. KEYS[1]
+// holds the next free slot, in µs of Redis's clock; ARGV[1] is the interval
+// between requests in µs.
+var reserveSlot = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nextSlot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if nextSlot < now then nextSlot = now end
+local wait = nextSlot - now
+if wait > tonumber(ARGV[2]) then return -wait end
+local after = nextSlot + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.ceil((after - now) / 1000) + 1000)
+return wait
+`)

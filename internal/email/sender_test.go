@@ -153,7 +153,7 @@ func TestDeliverOutbox(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, postgres.EmailOutbox, res.Status)
 	require.NotEmpty(t, res.OutboxPath)
-	assert.True(t, strings.HasSuffix(res.OutboxPath, "_welcome_sub_3.html"), res.OutboxPath)
+	assert.Contains(t, filepath.Base(res.OutboxPath), "_welcome_sub_3_", res.OutboxPath)
 
 	html, err := os.ReadFile(res.OutboxPath)
 	require.NoError(t, err)

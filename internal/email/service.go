@@ -3,22 +3,38 @@ package email
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/mail"
+	"time"
 
+	"github.com/cleantrack/jobs/internal/address"
+	"github.com/cleantrack/jobs/internal/postgres"
 	"github.com/cleantrack/jobs/internal/queue"
 	"github.com/cleantrack/jobs/tasks"
 )
 
+// ErrUndeliverable is wrapped by the Service's errors for an email whose
+// address cannot be sent to. Its delivery row was recorded failed with the
+// reason, so the caller goes on with the other recipients.
+var ErrUndeliverable = errors.New("undeliverable address")
+
+// MaxBatch is the most emails one Resend batch call takes.
+const MaxBatch = 100
+
 // Service is the email API the rest of CleanTrack calls. It only enqueues
-// email:send tasks (the worker's Sender renders and sends), so any process or
-// handler may use it, and it never sends inline.
+// (email:send for one email, email:batch for a fan-out's) and records in the
+// store what the worker needs; the worker's Sender renders and sends. So any
+// process or handler may use it, and it never sends inline.
 type Service struct {
-	enq queue.Enqueuer
+	enq   queue.Enqueuer
+	store *postgres.Store
 }
 
-// NewService returns a Service that enqueues through enq (an *asynq.Client).
-func NewService(enq queue.Enqueuer) *Service { return &Service{enq: enq} }
+// NewService returns a Service that enqueues through enq (an *asynq.Client)
+// and stages batches and refused addresses in store.
+func NewService(enq queue.Enqueuer, store *postgres.Store) *Service {
+	return &Service{enq: enq, store: store}
+}
 
 // SendTemplateEmail enqueues template rendered with data for to, under the
 // idempotency key key, and returns the task id (which is key). The key must
@@ -26,20 +42,23 @@ func NewService(enq queue.Enqueuer) *Service { return &Service{enq: enq} }
 // first is queued or within a day of it is not an error and enqueues nothing,
 // and the email_deliveries row makes sure the email is never sent twice.
 // data must be the template's data struct; it is validated when the worker
-// renders it.
+// renders it. An address that address.Check refuses is recorded as a failed
+// delivery with the reason, and the error wraps ErrUndeliverable.
 func (s *Service) SendTemplateEmail(ctx context.Context, to, template string, data any, key string) (taskID string, err error) {
 	if _, ok := dataTypes[template]; !ok {
 		return "", fmt.Errorf("send %s: %w", template, ErrUnknownTemplate)
 	}
-	addr, err := mail.ParseAddress(to)
-	if err != nil {
-		return "", fmt.Errorf("send %s to %q: not an email address", template, to)
+	if err := address.Check(to); err != nil {
+		if rerr := s.store.RecordUndeliverable(ctx, key, template, to, err.Error()); rerr != nil {
+			return "", rerr
+		}
+		return "", fmt.Errorf("send %s %s: %w: %w", template, key, ErrUndeliverable, err)
 	}
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return "", fmt.Errorf("send %s: encode data: %w", template, err)
 	}
-	task, err := tasks.NewEmailSend(tasks.EmailSendPayload{Key: key, Template: template, To: addr.Address, Data: raw})
+	task, err := tasks.NewEmailSend(tasks.EmailSendPayload{Key: key, Template: template, To: to, Data: raw})
 	if err != nil {
 		return "", err
 	}
@@ -47,6 +66,100 @@ func (s *Service) SendTemplateEmail(ctx context.Context, to, template string, da
 		return "", fmt.Errorf("send %s %s: %w", template, key, err)
 	}
 	return key, nil
+}
+
+// Item is one email of a fan-out: its recipient, its idempotency key and the
+// template's data struct.
+type Item struct {
+	To   string
+	Key  string
+	Data any
+}
+
+// BatchResult counts what SendBatch did.
+type BatchResult struct {
+	Batches int // email:batch tasks enqueued (or already queued)
+	Refused int // emails recorded failed for their address
+}
+
+// SendBatch stages the emails of one template for Resend's batch API and
+// enqueues their email:batch tasks. Emails whose key has a row already (sent,
+// or staged by an earlier call) join no new batch; the new ones are grouped
+// by MaxBatch in the order given; an address that address.Check refuses gets
+// its own failed row with the reason and does not stop the others. It is
+// idempotent: calling it again with the same items enqueues the same batches
+// under the same TaskIDs, which are duplicates. The worker's Sender sends
+// each batch once (see Sender.DeliverBatch).
+func (s *Service) SendBatch(ctx context.Context, template string, items []Item) (BatchResult, error) {
+	var r BatchResult
+	if _, ok := dataTypes[template]; !ok {
+		return r, fmt.Errorf("send batch of %s: %w", template, ErrUnknownTemplate)
+	}
+	if len(items) == 0 {
+		return r, nil
+	}
+	staged := make([]postgres.StagedEmail, 0, len(items))
+	for _, it := range items {
+		if it.Key == "" || len(it.Key) > tasks.MaxEmailKeyLen {
+			return r, fmt.Errorf("send batch of %s: idempotency key of %d bytes, not 1 to %d", template, len(it.Key), tasks.MaxEmailKeyLen)
+		}
+		raw, err := json.Marshal(it.Data)
+		if err != nil {
+			return r, fmt.Errorf("send batch of %s: encode data of %s: %w", template, it.Key, err)
+		}
+		e := postgres.StagedEmail{Key: it.Key, To: it.To, Data: raw}
+		if err := address.Check(it.To); err != nil {
+			e.Refused = err.Error()
+			r.Refused++
+		}
+		staged = append(staged, e)
+	}
+	refs, err := s.store.StageEmails(ctx, template, staged, MaxBatch)
+	if err != nil {
+		return r, err
+	}
+	for _, ref := range refs {
+		task, err := tasks.NewEmailBatch(tasks.EmailBatchPayload{BatchID: ref.ID, Key: ref.TaskKey})
+		if err != nil {
+			return r, err
+		}
+		if _, _, err := queue.Enqueue(ctx, s.enq, task); err != nil {
+			return r, fmt.Errorf("enqueue email batch %s: %w", ref.TaskKey, err)
+		}
+		r.Batches++
+	}
+	return r, nil
+}
+
+// redrivePage is how many queued batches RedriveBatches looks at per call.
+const redrivePage = 1000
+
+// RedriveBatches enqueues again the email:batch task of each batch still
+// queued that was staged more than minAge ago (up to 1,000, oldest first),
+// so a batch whose task Redis lost is sent after all: PostgreSQL is the
+// truth. A task still queued, running or retrying is a duplicate and left
+// alone. It returns how many tasks were enqueued anew. The overdue scan's
+// handler calls it after each scan.
+func (s *Service) RedriveBatches(ctx context.Context, minAge time.Duration) (int, error) {
+	refs, err := s.store.QueuedEmailBatches(ctx, time.Now().Add(-minAge), redrivePage)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ref := range refs {
+		task, err := tasks.NewEmailBatch(tasks.EmailBatchPayload{BatchID: ref.ID, Key: ref.TaskKey})
+		if err != nil {
+			return n, err
+		}
+		_, dup, err := queue.Enqueue(ctx, s.enq, task)
+		if err != nil {
+			return n, fmt.Errorf("re-drive email batch %s: %w", ref.TaskKey, err)
+		}
+		if !dup {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // SendWelcomeEmail enqueues the welcome email. Billing uses the key

@@ -29,8 +29,14 @@ func startWorker(t *testing.T, s *Sender) *worker {
 	t.Helper()
 	opt, err := queue.RedisOpt(redistest.NewURL(t))
 	require.NoError(t, err)
+	return startWorkerOn(t, s, opt)
+}
+
+// startWorkerOn is startWorker on the Redis of opt.
+func startWorkerOn(t *testing.T, s *Sender, opt asynq.RedisConnOpt) *worker {
+	t.Helper()
 	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeEmailSend, s)
+	s.Register(mux)
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency: 4,
 		Queues:      queue.Weights,
@@ -56,7 +62,7 @@ func startWorker(t *testing.T, s *Sender) *worker {
 		inspector.Close()
 		client.Close()
 	})
-	return &worker{client: client, inspector: inspector, svc: NewService(client)}
+	return &worker{client: client, inspector: inspector, svc: NewService(client, s.store)}
 }
 
 // waitStatus waits until the delivery row of key has status.
@@ -189,12 +195,19 @@ func TestWorkerEnqueuedTwiceSendsOnce(t *testing.T) {
 
 func TestServiceRejectsBadInput(t *testing.T) {
 	t.Parallel()
-	svc := NewService(nil)
+	store, _ := newTestStoreOnly(t)
+	svc := NewService(nil, store)
 	ctx := context.Background()
 	_, err := svc.SendTemplateEmail(ctx, "a@example.com", "nope", struct{}{}, "k")
 	assert.ErrorIs(t, err, ErrUnknownTemplate)
+	// An address that cannot be sent to is not the caller's failure: its
+	// own row says why, and nothing is enqueued (the enqueuer is nil).
 	_, err = svc.SendWelcomeEmail(ctx, "not an address", WelcomeData{}, "k")
-	assert.ErrorContains(t, err, "not an email address")
+	assert.ErrorIs(t, err, ErrUndeliverable)
+	d, err := store.EmailDeliveryByKey(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, postgres.EmailFailed, d.Status)
+	assert.Contains(t, d.LastError.String, "invalid email address")
 	_, err = svc.SendWelcomeEmail(ctx, "a@example.com", WelcomeData{}, "")
 	assert.ErrorContains(t, err, "idempotency key is required")
 }

@@ -153,7 +153,8 @@ func (s *Store) EmailSuppressionFor(ctx context.Context, email string) (EmailSup
 	const q = `SELECT email, reason, created_at FROM email_suppressions WHERE email = $1`
 	var sup EmailSuppression
 	if err := s.DB.GetContext(ctx, &sup, q, email); err != nil {
-		return EmailSuppression{}, fmt.Errorf("email suppression %s: %w", email, notFound(err))
+		// The address stays out of the error: the worker logs it.
+		return EmailSuppression{}, fmt.Errorf("email suppression: %w", notFound(err))
 	}
 	return sup, nil
 }

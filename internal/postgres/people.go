@@ -7,6 +7,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/cleantrack/jobs/internal/address"
 )
 
 // NewUser is a user to create.
@@ -47,9 +49,13 @@ const (
 )
 
 // CreateUser inserts a user and returns its id. Addresses are unique,
-// regardless of case: an address already taken is an error.
+// regardless of case: an address already taken is an error. An address that
+// address.Check refuses is an error wrapping address.ErrInvalid.
 func (s *Store) CreateUser(ctx context.Context, u NewUser) (int64, error) {
 	const q = `INSERT INTO users (email, first_name, last_name) VALUES ($1, $2, $3) RETURNING id`
+	if err := address.Check(u.Email); err != nil {
+		return 0, fmt.Errorf("create user: %w", err)
+	}
 	var id int64
 	if err := s.DB.GetContext(ctx, &id, q, u.Email, u.FirstName, u.LastName); err != nil {
 		return 0, fmt.Errorf("create user %s: %w", u.Email, err)
@@ -83,7 +89,9 @@ RETURNING id`
 
 // CreateAccounts inserts accounts with their owners (each owner a new user
 // and the account's member with role owner) in one statement, for seeding
-// thousands at once, and returns the account ids in the order given.
+// thousands at once, and returns the account ids in the order given. An
+// owner address that address.Check refuses fails the whole call, before any
+// row is written.
 func (s *Store) CreateAccounts(ctx context.Context, accounts []OwnedAccount) ([]int64, error) {
 	const q = `
 WITH input AS (
@@ -109,6 +117,11 @@ WITH input AS (
 )
 SELECT a.id FROM a JOIN input i ON i.slug = a.slug ORDER BY i.n`
 	cols := make([][]string, 12)
+	for i, oa := range accounts {
+		if err := address.Check(oa.Owner.Email); err != nil {
+			return nil, fmt.Errorf("create accounts: owner of account %d (%s): %w", i, oa.Account.Slug, err)
+		}
+	}
 	for _, oa := range accounts {
 		a := oa.Account
 		for i, v := range []string{oa.Owner.Email, oa.Owner.FirstName, oa.Owner.LastName, a.Name, a.Slug, a.Plan, a.Status,
@@ -152,6 +165,9 @@ func ensureUser(ctx context.Context, db sqlx.QueryerContext, u NewUser) (int64, 
 INSERT INTO users (email, first_name, last_name) VALUES ($1, $2, $3)
 ON CONFLICT (email) DO UPDATE SET email = users.email
 RETURNING id`
+	if err := address.Check(u.Email); err != nil {
+		return 0, err
+	}
 	var id int64
 	err := sqlx.GetContext(ctx, db, &id, q, u.Email, u.FirstName, u.LastName)
 	return id, err

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cleantrack/jobs/internal/address"
 	"github.com/cleantrack/jobs/internal/pgtest"
 	"github.com/cleantrack/jobs/internal/postgres"
 )
@@ -88,4 +89,20 @@ func TestCreateAccountsInOneStatement(t *testing.T) {
 	for _, m := range ms {
 		assert.Equal(t, postgres.RoleOwner, m.Role)
 	}
+}
+
+func TestUserInsertsRefuseInvalidAddresses(t *testing.T) {
+	t.Parallel()
+	store, _ := pgtest.NewStore(t)
+	ctx := context.Background()
+	for _, bad := range []string{"owner@example.com\r\nBcc: x@example.com", "Owner <owner@example.com>", "not-an-address"} {
+		_, err := store.CreateUser(ctx, postgres.NewUser{Email: bad})
+		assert.ErrorIs(t, err, address.ErrInvalid, "CreateUser(%q)", bad)
+		_, err = store.CreateAccounts(ctx, []postgres.OwnedAccount{{Owner: postgres.NewUser{Email: bad},
+			Account: postgres.NewAccount{Name: "Bad", Slug: "bad"}}})
+		assert.ErrorIs(t, err, address.ErrInvalid, "CreateAccounts with owner %q", bad)
+	}
+	var users int
+	require.NoError(t, store.DB.Get(&users, `SELECT count(*) FROM users`))
+	assert.Zero(t, users, "no refused address was stored")
 }

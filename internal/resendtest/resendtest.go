@@ -1,6 +1,8 @@
 // Package resendtest is the one fake of Resend's email API, for the tests,
 // the benchmark and the drills. It serves POST /emails and POST /emails/batch
-// over httptest the way Resend does: one Idempotency-Key per request (a whole
+// (and, for cleantrack email check, GET /domains, /domains/{id} and
+// /webhooks from what PutDomain and PutWebhook gave it) over httptest the
+// way Resend does: one Idempotency-Key per request (a whole
 // batch shares one), the same key and body answered again without a second
 // delivery, the same key with another body refused with 409
 // invalid_idempotent_request, strict or permissive batch validation, and an
@@ -116,6 +118,9 @@ type Server struct {
 	window     []time.Time // requests admitted by the rate limit in the last second
 	apiKey     string
 	refused    map[string]string // lower-cased address -> validation message
+	restricted map[string]bool   // sending-only API keys
+	domains    []resend.Domain
+	webhooks   []resend.WebhookInList
 	dropBodies bool
 }
 
@@ -135,6 +140,7 @@ func NewServer() *Server {
 		inProgress: map[string]bool{},
 		byNumber:   map[int]Reply{},
 		refused:    map[string]string{},
+		restricted: map[string]bool{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s

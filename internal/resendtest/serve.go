@@ -71,6 +71,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		status, body = errorBody(reply)
 		header = reply.headers()
 		hold(r, delay)
+	case endpoint == "" && accountEndpoint(req.Path):
+		status, body = s.serveAccount(r)
 	case endpoint == "":
 		status, body = errorBody(Reply{Status: http.StatusNotFound})
 	case r.Method != http.MethodPost:

@@ -218,3 +218,14 @@ func Cleaning(tb testing.TB, store *postgres.Store, equipmentID, by int64, at ti
 		tb.Fatalf("testfactory: %v", err)
 	}
 }
+
+// LegacyAddress overwrites the stored address of user id with addr, bypassing
+// the validation of every insert path: it stands for a row written before
+// addresses were checked (one with a CR/LF, say), which the email paths must
+// still survive.
+func LegacyAddress(tb testing.TB, store *postgres.Store, userID int64, addr string) {
+	tb.Helper()
+	if _, err := store.DB.ExecContext(tb.Context(), `UPDATE users SET email = $2 WHERE id = $1`, userID, addr); err != nil {
+		tb.Fatalf("testfactory: legacy address: %v", err)
+	}
+}
