@@ -31,7 +31,7 @@ const (
 )
 
 // rateLimitKey is the Redis key of the sending rate shared by every worker.
-const rateLimitKey = "cleantrack:email:resend_rate"
+var rateLimitKey = queue.Key("email", "resend_rate")
 
 // Defaults for Options left empty.
 const (
