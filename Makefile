@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: build test dev services migrate seed vet lint fmt bench drills fuzz clean
+.PHONY: build test e2e-cluster dev services migrate seed vet lint fmt bench drills fuzz clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -39,6 +39,14 @@ services:
 # eight of redistest's fifteen Redis databases at a time.
 test: services
 	$(GO) test -count=1 -timeout 20m -parallel 4 ./...
+
+# The end-to-end flow on a Redis Cluster of three masters started for the run
+# (internal/enginetest), about a minute: apply, emails, a flush recovered by
+# the inbox sweep, thin events; each test holds the whole cluster in turn.
+E2E_CLUSTER_TESTS := TestWebhookToAccount|TestRedisFlushedAfterAcceptIsRedriven|TestBillingEmailsEndToEnd|TestWelcomeEmailInOutbox|TestThinEventThroughTheBinaries
+e2e-cluster: services
+	$(GO) run ./internal/enginetest/cmd/withredis -mode cluster -- \
+		$(GO) test -count=1 -timeout 5m -run '^($(E2E_CLUSTER_TESTS))$$' ./internal/e2e/
 
 dev: services build
 	@bash .ci/dev
