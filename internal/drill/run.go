@@ -25,7 +25,7 @@ type Drill struct {
 	Run     func(ctx context.Context, c *Case) error
 }
 
-// Drills are the eight drills, in order.
+// Drills are the drills, in order.
 var Drills = []Drill{
 	{1, "duplicate storm", 2 * time.Minute, drillDuplicateStorm},
 	{2, "out of order", 2 * time.Minute, drillOutOfOrder},
@@ -35,6 +35,8 @@ var Drills = []Drill{
 	{6, "resend failing for a minute", 6 * time.Minute, drillResend},
 	{7, "two schedulers and a restart across a slot", 5 * time.Minute, drillSchedulers},
 	{8, "garbage at the webhook (fuzz)", 4 * time.Minute, drillFuzz},
+	{9, "sentinel failover under load", 6 * time.Minute, drillSentinel},
+	{10, "the whole flow on a redis cluster", 6 * time.Minute, drillCluster},
 }
 
 // Options steer a run of the drills.

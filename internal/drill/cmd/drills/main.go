@@ -33,7 +33,7 @@ func main() {
 func run(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("drills", flag.ContinueOnError)
 	o := drill.Options{}
-	only := fs.String("only", "", "comma-separated drill numbers (1-8); empty runs all")
+	only := fs.String("only", "", "comma-separated drill numbers (see drill.Drills); empty runs all")
 	fs.StringVar(&o.Dir, "out", "tmp/drills", "folder for binaries, private servers and process logs")
 	fs.Float64Var(&o.FuzzScale, "fuzzscale", 1, "multiplies the fuzz executions per target in drill 8 (1: about 15 s each on two cores)")
 	fs.IntVar(&o.RedisPort, "redis-port", 0, "port of the private Redis (0: a free one)")
