@@ -36,7 +36,7 @@ func TestKeysOfOneTagShareASlot(t *testing.T) {
 	assert.Equal(t, "cleantrack:{email}:resend_rate", queue.Key("email", "resend_rate"))
 	groups := map[string][]string{
 		// redis_rate prefixes its keys with "rate:".
-		"email": {queue.Key("email", "resend_rate"), "rate:" + queue.Key("email", "resend_rate"), queue.Key("email", "other")},
+		"email":     {queue.Key("email", "resend_rate"), "rate:" + queue.Key("email", "resend_rate"), queue.Key("email", "other")},
 		"redistest": {queue.Key("redistest", "lock:1"), queue.Key("redistest", "lock:15"), queue.Key("redistest", "lock:cluster")},
 	}
 	for _, q := range []string{tasks.QueueCritical, tasks.QueueDefault, tasks.QueueLow} {
