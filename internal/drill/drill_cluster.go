@@ -78,7 +78,14 @@ func drillCluster(ctx context.Context, c *Case) error {
 	})
 	c.Check(ok, "subscription.created (delivered 3 times) applied: account active, welcome email sent")
 	time.Sleep(2 * time.Second)
-	c.Check(fake.DeliveredCount() == 1 && fake.Keys()["welcome/sub_cluster"] == 1, "one welcome email, one request (%v)", fake.Keys())
+	// The schedulers fire every minute, so weekly summaries may go out too.
+	welcome := 0
+	for k, n := range fake.Keys() {
+		if strings.HasPrefix(k, "welcome/") {
+			welcome += n
+		}
+	}
+	c.Check(welcome == 1 && fake.Keys()["welcome/sub_cluster"] == 1, "one welcome email, one request (%v)", fake.Keys())
 
 	// The CLI and the dashboard read the cluster.
 	cli := exec.CommandContext(ctx, filepath.Join(c.W.Bin, "cleantrack"), "queues", "--json")
