@@ -3,7 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: build test e2e-cluster dev services migrate seed vet lint fmt bench drills fuzz clean
+
+.PHONY: build test e2e-cluster e2e-pgbouncer dev services migrate seed vet lint fmt bench drills chaos fuzz clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -47,6 +48,10 @@ E2E_CLUSTER_TESTS := TestWebhookToAccount|TestRedisFlushedAfterAcceptIsRedriven|
 e2e-cluster: services
 	$(GO) run ./internal/enginetest/cmd/withredis -mode cluster -- \
 		$(GO) test -count=1 -timeout 5m -run '^($(E2E_CLUSTER_TESTS))$$' ./internal/e2e/
+# The end-to-end tests once more, every process connecting through a private
+# PgBouncer in pool_mode=transaction (installed with apt-get when missing).
+e2e-pgbouncer: services
+	$(GO) run ./internal/pgbouncertest/cmd/withpgbouncer -- $(GO) test -count=1 -timeout 5m ./internal/e2e/
 
 dev: services build
 	@bash .ci/dev
@@ -69,6 +74,13 @@ bench: services
 # Redis; ends with "N passed, M failed". DRILLS=3,5 runs a subset.
 drills: services
 	$(GO) run -tags drills ./internal/drill/cmd/drills $(if $(DRILLS),-only $(DRILLS))
+
+# Chaos: the whole system on Sentinel-backed Redis, PgBouncer and a private
+# PostgreSQL, steady webhook load, a fault every 10-30 s, checks after a
+# drain; ends with "N passed, M failed". CHAOS_DURATION=2m for a short run.
+CHAOS_DURATION ?= 10m
+chaos: services
+	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) run -tags drills ./internal/drill/cmd/chaos
 
 # Short fuzz run of the two webhook handlers (Stripe, Resend) and the payload
 # decoder, about 20 s each on two cores. Execution counts, not durations: Go

@@ -39,20 +39,38 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	store     *postgres.Store
-	client    *asynq.Client
-	inspector *asynq.Inspector
+	store        *postgres.Store
+	migrateStore *postgres.Store
+	client       *asynq.Client
+	inspector    *asynq.Inspector
 }
 
 func (e *env) Store(ctx context.Context) (*postgres.Store, error) {
 	if e.store == nil {
-		s, err := postgres.Open(ctx, e.cfg.DatabaseURL)
+		s, err := postgres.OpenWith(ctx, e.cfg.DatabaseURL, postgres.Options{MaxConns: e.cfg.DatabaseMaxConns})
 		if err != nil {
 			return nil, fmt.Errorf("%w (is PostgreSQL running, and is DATABASE_URL right?)", err)
 		}
 		e.store = s
 	}
 	return e.store, nil
+}
+
+// MigrateStore is the store migrations run on: MIGRATE_DATABASE_URL, a
+// direct connection to PostgreSQL when DATABASE_URL goes through PgBouncer
+// (the migration lock is a session lock), or DATABASE_URL itself.
+func (e *env) MigrateStore(ctx context.Context) (*postgres.Store, error) {
+	if e.cfg.MigrateDatabaseURL == e.cfg.DatabaseURL {
+		return e.Store(ctx)
+	}
+	if e.migrateStore == nil {
+		s, err := postgres.OpenWith(ctx, e.cfg.MigrateDatabaseURL, postgres.Options{MaxConns: 2})
+		if err != nil {
+			return nil, fmt.Errorf("%w (is PostgreSQL running, and is MIGRATE_DATABASE_URL right?)", err)
+		}
+		e.migrateStore = s
+	}
+	return e.migrateStore, nil
 }
 
 func (e *env) redisOpt() (asynq.RedisConnOpt, error) { return queue.RedisOpt(e.cfg.RedisURL) }
@@ -88,6 +106,9 @@ func (e *env) close() {
 	}
 	if e.store != nil {
 		e.store.Close()
+	}
+	if e.migrateStore != nil {
+		e.migrateStore.Close()
 	}
 }
 

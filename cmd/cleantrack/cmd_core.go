@@ -50,7 +50,7 @@ func newEnqueueCmd(e *env) *cobra.Command {
 }
 
 func runMigrate(ctx context.Context, e *env) error {
-	s, err := e.Store(ctx)
+	s, err := e.MigrateStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func runMigrate(ctx context.Context, e *env) error {
 }
 
 func runMigrateStatus(ctx context.Context, e *env) error {
-	s, err := e.Store(ctx)
+	s, err := e.MigrateStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -323,7 +323,7 @@ func TestStripeEventsUnmatched(t *testing.T) {
 
 	out, _, err := cli(t, f.env, "stripe", "events", "--unmatched")
 	require.NoError(t, err)
-	assert.Regexp(t, eventID+`\s+invoice.payment_failed\s+\S+ \S+\s+unmatched\s+1\s+no account has Stripe customer cus_elsewhere`, out)
+	assert.Regexp(t, eventID+`\s+invoice.payment_failed\s+snapshot\s+webhook\s+\S+ \S+\s+unmatched\s+1\s+no account has Stripe customer cus_elsewhere`, out)
 	assert.NotContains(t, out, other)
 
 	out, _, err = cli(t, f.env, "stripe", "events", "--unmatched", "--json")
@@ -390,8 +390,8 @@ func TestStripeDismiss(t *testing.T) {
 	}
 	out, _, err = cli(t, f.env, "stripe", "events")
 	require.NoError(t, err)
-	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+\S+ \S+\s+dismissed\s+1\s+dismissed by alice: a malformed test event`, out)
-	assert.Regexp(t, unmatched+`\s+\S+\s+\S+ \S+\s+dismissed\s+1\s+dismissed by bob: another product's customer`, out)
+	assert.Regexp(t, failed+`\s+invoice.payment_failed\s+snapshot\s+webhook\s+\S+ \S+\s+dismissed\s+1\s+dismissed by alice: a malformed test event`, out)
+	assert.Regexp(t, unmatched+`\s+\S+\s+snapshot\s+webhook\s+\S+ \S+\s+dismissed\s+1\s+dismissed by bob: another product's customer`, out)
 	out, _, err = cli(t, f.env, "stripe", "events", "--json")
 	require.NoError(t, err)
 	var rows []stripeEventView

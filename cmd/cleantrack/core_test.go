@@ -63,6 +63,37 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 	assert.Contains(t, out, "0 pending")
 }
 
+// Behind PgBouncer DATABASE_URL names the pooler and MIGRATE_DATABASE_URL
+// PostgreSQL itself: migrate must use the latter only.
+func TestMigrateUsesMigrateDatabaseURL(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewURL(t)
+	db, err := sql.Open("postgres", url)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+	require.NoError(t, err)
+	// Port 1 refuses connections: any use of DATABASE_URL would fail.
+	env := map[string]string{
+		"DATABASE_URL":         "postgres://postgres@127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=2",
+		"MIGRATE_DATABASE_URL": url,
+	}
+	out, _, err := cli(t, env, "migrate")
+	require.NoError(t, err)
+	assert.Contains(t, out, "applied 00001")
+	out, _, err = cli(t, env, "migrate", "status")
+	require.NoError(t, err)
+	assert.Contains(t, out, "0 pending")
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM accounts`).Scan(&n), "the schema is in MIGRATE_DATABASE_URL's database")
+
+	// The other commands keep to DATABASE_URL and say which variable to check.
+	_, _, err = cli(t, env, "stripe", "events")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "DATABASE_URL")
+	assert.Equal(t, 1, exitCode(err))
+}
+
 func TestEnqueueAnyTask(t *testing.T) {
 	t.Parallel()
 	redisURL := redistest.NewURL(t)

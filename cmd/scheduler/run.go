@@ -30,7 +30,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	defer stopLogs()
 
 	// PostgreSQL holds the slot claims: without it nothing is enqueued.
-	store, err := postgres.Open(ctx, cfg.DatabaseURL)
+	store, err := postgres.OpenWith(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DatabaseMaxConns})
 	if err != nil {
 		return err
 	}

@@ -1,46 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cleantrack/jobs/internal/pgtest"
+	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/redistest"
 )
-
-// syncBuffer is the scheduler's stdout, read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startScheduler runs the scheduler with env until it has started, stops it
 // and returns its log.
 func startScheduler(t *testing.T, env map[string]string) string {
 	t.Helper()
 	env["REDIS_URL"] = redistest.NewURL(t)
+	env["DATABASE_URL"] = pgtest.NewURL(t)
 	env["SCHEDULER_METRICS_ADDR"] = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &proctest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, out) }()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "scheduler started") }, 20*time.Second, 10*time.Millisecond, "%s", out)

@@ -43,7 +43,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer, re
 	_, stopLogs := logging.RouteLibraries(log)
 	defer stopLogs()
 
-	store, err := postgres.Open(ctx, cfg.DatabaseURL)
+	store, err := postgres.OpenWith(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DatabaseMaxConns})
 	if err != nil {
 		return err
 	}

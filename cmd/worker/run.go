@@ -32,7 +32,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	libLogs, stopLogs := logging.RouteLibraries(log)
 	defer stopLogs()
 
-	store, err := postgres.Open(ctx, cfg.DatabaseURL)
+	store, err := postgres.OpenWith(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DatabaseMaxConns})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 // Defaults for the variables that have one.
 const (
 	DefaultDatabaseURL      = "postgres://postgres@127.0.0.1:5432/cleantrack?sslmode=disable"
+	DefaultDatabaseMaxConns = 25
 	DefaultRedisURL         = "redis://127.0.0.1:6379/0"
 	DefaultPort             = 8000
 	DefaultWebhookTolerance = 300 * time.Second
@@ -43,7 +44,14 @@ const (
 // is not useful; build one with Load.
 type Config struct {
 	DatabaseURL string
-	RedisURL    string
+	// MigrateDatabaseURL is where `cleantrack migrate` runs: a direct
+	// connection to PostgreSQL, since the migration lock is a session
+	// advisory lock that PgBouncer in transaction mode cannot keep. It is
+	// DatabaseURL when MIGRATE_DATABASE_URL is unset.
+	MigrateDatabaseURL string
+	// DatabaseMaxConns is each process's connection pool size.
+	DatabaseMaxConns int
+	RedisURL         string
 
 	Port                   int
 	StripeWebhookSecrets   []string
@@ -97,6 +105,7 @@ func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
 		DatabaseURL:            p.url("DATABASE_URL", DefaultDatabaseURL, "postgres", "postgresql"),
+		DatabaseMaxConns:       p.positiveInt("DATABASE_MAX_CONNS", DefaultDatabaseMaxConns),
 		RedisURL:               p.url("REDIS_URL", DefaultRedisURL, "redis", "rediss", "redis-sentinel", "redis-socket", "redis-cluster"),
 		Port:                   p.port("PORT", DefaultPort),
 		StripeWebhookSecrets:   p.list("STRIPE_WEBHOOK_SECRET"),
@@ -134,6 +143,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SchedulerMetricsAddr: p.addr("SCHEDULER_METRICS_ADDR", DefaultSchedulerMetrics),
 		PrometheusURL:        p.url("PROMETHEUS_URL", "", "http", "https"),
 	}
+	c.MigrateDatabaseURL = p.url("MIGRATE_DATABASE_URL", c.DatabaseURL, "postgres", "postgresql")
 	if (c.AdminUser == "") != (c.AdminPassword == "") {
 		p.fail("ADMIN_USER", "ADMIN_USER and ADMIN_PASSWORD must be set together")
 	}

@@ -19,6 +19,8 @@ func TestDefaults(t *testing.T) {
 	c, err := config.Load(env(nil))
 	require.NoError(t, err)
 	assert.Equal(t, config.DefaultDatabaseURL, c.DatabaseURL)
+	assert.Equal(t, config.DefaultDatabaseURL, c.MigrateDatabaseURL, "migrations run where the processes connect unless told otherwise")
+	assert.Equal(t, config.DefaultDatabaseMaxConns, c.DatabaseMaxConns)
 	assert.Equal(t, config.DefaultRedisURL, c.RedisURL)
 	assert.Equal(t, 8000, c.Port)
 	assert.Equal(t, 300*time.Second, c.StripeWebhookTolerance)
@@ -58,6 +60,25 @@ func TestParsesValues(t *testing.T) {
 	assert.Equal(t, "https://app.cleantrack.example", c.SiteURL)
 }
 
+func TestPgBouncerSettings(t *testing.T) {
+	t.Run("migrations take the direct URL", func(t *testing.T) {
+		c, err := config.Load(env(map[string]string{
+			"DATABASE_URL":         "postgres://app@pgbouncer:6432/cleantrack",
+			"MIGRATE_DATABASE_URL": "postgres://app@db:5432/cleantrack",
+			"DATABASE_MAX_CONNS":   "8",
+		}))
+		require.NoError(t, err)
+		assert.Equal(t, "postgres://app@pgbouncer:6432/cleantrack", c.DatabaseURL)
+		assert.Equal(t, "postgres://app@db:5432/cleantrack", c.MigrateDatabaseURL)
+		assert.Equal(t, 8, c.DatabaseMaxConns)
+	})
+	t.Run("migrations fall back to DATABASE_URL", func(t *testing.T) {
+		c, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://app@db:5432/other"}))
+		require.NoError(t, err)
+		assert.Equal(t, "postgres://app@db:5432/other", c.MigrateDatabaseURL)
+	})
+}
+
 func TestMalformedValuesNameTheVariable(t *testing.T) {
 	cases := map[string]string{
 		"DATABASE_URL":             "mysql://x",
@@ -65,6 +86,8 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"PORT":                     "http",
 		"STRIPE_WEBHOOK_TOLERANCE": "soon",
 		"WORKER_CONCURRENCY":       "0",
+		"DATABASE_MAX_CONNS":       "none",
+		"MIGRATE_DATABASE_URL":     "mysql://x",
 		"LOG_LEVEL":                "loud",
 		"LOG_FORMAT":               "xml",
 		"EMAIL_RATE_PER_SECOND":    "-1",

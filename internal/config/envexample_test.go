@@ -24,7 +24,7 @@ const testSectionMarker = "# --- Tests, benchmarks and drills"
 
 // testOnlyVariables are the variables of that section: internal/pgtest,
 // internal/redistest, internal/bench and internal/drill read them.
-var testOnlyVariables = []string{"TEST_DATABASE_URL", "TEST_REDIS_URL"}
+var testOnlyVariables = []string{"TEST_DATABASE_URL", "TEST_PGBOUNCER_URL", "TEST_REDIS_URL"}
 
 var assignment = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)=(.*)$`)
 

@@ -25,7 +25,7 @@ type Drill struct {
 	Run     func(ctx context.Context, c *Case) error
 }
 
-// Drills are the drills, in order.
+// Drills are the drills, in order of their numbers.
 var Drills = []Drill{
 	{1, "duplicate storm", 2 * time.Minute, drillDuplicateStorm},
 	{2, "out of order", 2 * time.Minute, drillOutOfOrder},
@@ -37,6 +37,7 @@ var Drills = []Drill{
 	{8, "garbage at the webhook (fuzz)", 4 * time.Minute, drillFuzz},
 	{9, "sentinel failover under load", 6 * time.Minute, drillSentinel},
 	{10, "the whole flow on a redis cluster", 6 * time.Minute, drillCluster},
+	{11, "every process and the CLI through PgBouncer in transaction mode", 5 * time.Minute, drillPgBouncer},
 }
 
 // Options steer a run of the drills.
@@ -120,6 +121,16 @@ func Run(ctx context.Context, o Options, out io.Writer) (failed int, err error) 
 	}
 	fmt.Fprintf(out, "%d passed, %d failed\n", passed, failed)
 	return failed, nil
+}
+
+// Exists reports whether a drill has number n.
+func Exists(n int) bool {
+	for _, d := range Drills {
+		if d.Number == n {
+			return true
+		}
+	}
+	return false
 }
 
 func selected(only []int, n int) bool {

@@ -197,7 +197,13 @@ var httpClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transp
 // Post signs body with the case's secret at the current time and posts it to
 // the Stripe webhook.
 func (c *Case) Post(ctx context.Context, body []byte) Answer {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL("/billing/webhooks/stripe/"), bytes.NewReader(body))
+	return c.PostURL(ctx, c.URL("/billing/webhooks/stripe/"), body)
+}
+
+// PostURL signs body with the case's secret at the current time and posts
+// it to url (a Stripe webhook of one of several web processes).
+func (c *Case) PostURL(ctx context.Context, url string, body []byte) Answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return Answer{Err: err}
 	}

@@ -1,6 +1,9 @@
 // Package pgtest gives each test its own freshly migrated PostgreSQL database on
 // the server named by TEST_DATABASE_URL, cloned from a migrated template so a
-// new database costs milliseconds, and dropped when the test ends.
+// new database costs milliseconds, and dropped when the test ends. With
+// TEST_PGBOUNCER_URL set (a PgBouncer in front of that server, as `make
+// e2e-pgbouncer` starts), the URLs it hands out go through PgBouncer, while
+// databases are still created, migrated and dropped on the server directly.
 package pgtest
 
 import (
@@ -34,8 +37,13 @@ func AdminURL() string {
 	return DefaultURL
 }
 
-// NewURL creates an isolated, migrated database and returns its URL. The
-// database is dropped when t ends.
+// PoolerURL is TEST_PGBOUNCER_URL: a PgBouncer in front of AdminURL's
+// server, or "" to connect directly.
+func PoolerURL() string { return os.Getenv("TEST_PGBOUNCER_URL") }
+
+// NewURL creates an isolated, migrated database and returns its URL, through
+// PgBouncer when TEST_PGBOUNCER_URL is set. The database is dropped when t
+// ends.
 func NewURL(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
@@ -68,6 +76,9 @@ func NewURL(t testing.TB) string {
 		defer a.Close()
 		_, _ = a.Exec(fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
 	})
+	if p := PoolerURL(); p != "" {
+		return withDatabase(p, name)
+	}
 	return withDatabase(AdminURL(), name)
 }
 

@@ -9,6 +9,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -26,14 +28,42 @@ type Store struct {
 	DB *sqlx.DB
 }
 
-// Open connects to databaseURL and checks the connection within ctx.
+// DefaultMaxConns is the pool size of a Store opened without MaxConns.
+const DefaultMaxConns = 25
+
+// Options tune the connection pool of a Store.
+type Options struct {
+	// MaxConns caps the connections the pool holds open at once
+	// (DATABASE_MAX_CONNS); 0 means DefaultMaxConns. Through PgBouncer these
+	// are client connections; straight to PostgreSQL each is a backend, and
+	// the sum over every process must stay under max_connections.
+	MaxConns int
+}
+
+// Open connects to databaseURL with the default pool and checks the
+// connection within ctx.
 func Open(ctx context.Context, databaseURL string) (*Store, error) {
-	db, err := sqlx.Open("postgres", databaseURL)
+	return OpenWith(ctx, databaseURL, Options{})
+}
+
+// OpenWith connects to databaseURL with the pool o describes and checks the
+// connection within ctx. The URL may point at PostgreSQL or at PgBouncer in
+// transaction mode: see PoolerSafeURL.
+func OpenWith(ctx context.Context, databaseURL string, o Options) (*Store, error) {
+	dsn, err := PoolerSafeURL(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	db.SetMaxOpenConns(25)
-	db.SetMaxIdleConns(25)
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	n := o.MaxConns
+	if n <= 0 {
+		n = DefaultMaxConns
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -42,6 +72,39 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return &Store{DB: db}, nil
+}
+
+// PoolerSafeURL returns databaseURL (a postgres:// URL or a key=value DSN)
+// with lib/pq's binary_parameters=yes added unless the URL sets it already.
+//
+// Without it lib/pq runs a statement with parameters outside a transaction
+// in two round trips: Parse and Describe of an unnamed statement, a Sync,
+// then Bind and Execute. PgBouncer in pool_mode=transaction may hand the
+// server connection to another client at that Sync, and the Bind then fails
+// ("unnamed prepared statement does not exist", 26000) or lands on another
+// client's statement ("bind message supplies 3 parameters, but prepared
+// statement \"\" requires 1", 08P01). With it, Parse, Bind and Execute go in
+// one message batch ended by one Sync, which PgBouncer never splits. The
+// store passes JSON and text as strings, so only []byte values change wire
+// format (they travel as binary, as bytea expects).
+func PoolerSafeURL(databaseURL string) (string, error) {
+	if strings.HasPrefix(databaseURL, "postgres://") || strings.HasPrefix(databaseURL, "postgresql://") {
+		u, err := url.Parse(databaseURL)
+		if err != nil {
+			// The parse error may quote the URL, and with it a password.
+			return "", errors.New("database URL is not a valid URL")
+		}
+		q := u.Query()
+		if q.Get("binary_parameters") == "" {
+			q.Set("binary_parameters", "yes")
+			u.RawQuery = q.Encode()
+		}
+		return u.String(), nil
+	}
+	if strings.Contains(databaseURL, "binary_parameters=") {
+		return databaseURL, nil
+	}
+	return strings.TrimSpace(databaseURL + " binary_parameters=yes"), nil
 }
 
 // Close closes the connection pool.

@@ -115,11 +115,8 @@ func (h *resendWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if permanent {
 		w.Header().Set("webhook-delivery", "abort-message")
 	}
-	// Values from the request reach the log and metrics cut short.
-	res.eventID, res.eventType = shorten(res.eventID, maxLogValue), shorten(res.eventType, maxLogValue)
-	if res.err != nil {
-		res.err = errors.New(shorten(res.err.Error(), 4*maxLogValue))
-	}
+	// answer cuts values from the request short in the log and keeps
+	// metric labels to known values.
 	answer(w, r, h.log, "resend", "svix_id", res, time.Since(start))
 }
 

@@ -33,7 +33,7 @@ func main() {
 func run(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("drills", flag.ContinueOnError)
 	o := drill.Options{}
-	only := fs.String("only", "", "comma-separated drill numbers (see drill.Drills); empty runs all")
+	only := fs.String("only", "", "comma-separated drill numbers (see make drills); empty runs all")
 	fs.StringVar(&o.Dir, "out", "tmp/drills", "folder for binaries, private servers and process logs")
 	fs.Float64Var(&o.FuzzScale, "fuzzscale", 1, "multiplies the fuzz executions per target in drill 8 (1: about 15 s each on two cores)")
 	fs.IntVar(&o.RedisPort, "redis-port", 0, "port of the private Redis (0: a free one)")
@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string) (int, error) {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > len(drill.Drills) {
+		if err != nil || !drill.Exists(n) {
 			return 0, fmt.Errorf("-only: %q is not a drill number", s)
 		}
 		o.Only = append(o.Only, n)
