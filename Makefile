@@ -3,7 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: build test e2e-pgbouncer dev services migrate seed vet lint fmt bench drills chaos fuzz clean
+
+.PHONY: build test e2e-cluster e2e-pgbouncer dev services migrate seed vet lint fmt bench drills chaos fuzz clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
@@ -54,6 +55,13 @@ test: services
 dev:
 	@DEV_PARENT_PID=$$PPID bash .ci/dev
 
+# The end-to-end flow on a Redis Cluster of three masters started for the run
+# (internal/enginetest), about a minute: apply, emails, a flush recovered by
+# the inbox sweep, thin events; each test holds the whole cluster in turn.
+E2E_CLUSTER_TESTS := TestWebhookToAccount|TestRedisFlushedAfterAcceptIsRedriven|TestBillingEmailsEndToEnd|TestWelcomeEmailInOutbox|TestThinEventThroughTheBinaries
+e2e-cluster: services
+	$(GO) run ./internal/enginetest/cmd/withredis -mode cluster -- \
+		$(GO) test -count=1 -timeout 5m -run '^($(E2E_CLUSTER_TESTS))$$' ./internal/e2e/
 # The end-to-end tests once more, every process connecting through a private
 # PgBouncer in pool_mode=transaction (installed with apt-get when missing).
 e2e-pgbouncer: services

@@ -35,6 +35,8 @@ var Drills = []Drill{
 	{6, "resend failing for a minute", 6 * time.Minute, drillResend},
 	{7, "two schedulers and a restart across a slot", 5 * time.Minute, drillSchedulers},
 	{8, "garbage at the webhook (fuzz)", 4 * time.Minute, drillFuzz},
+	{9, "sentinel failover under load", 6 * time.Minute, drillSentinel},
+	{10, "the whole flow on a redis cluster", 6 * time.Minute, drillCluster},
 	{11, "every process and the CLI through PgBouncer in transaction mode", 5 * time.Minute, drillPgBouncer},
 }
 

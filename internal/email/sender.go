@@ -31,8 +31,8 @@ const (
 )
 
 // rateLimitKey is the Redis key of the sending rate shared by every worker:
-// the time of the next free request slot.
-const rateLimitKey = "cleantrack:email:resend_next_slot"
+// the time of the next free request slot (hash-tagged, see queue.Key).
+var rateLimitKey = queue.Key("email", "resend_next_slot")
 
 // Defaults for Options left empty.
 const (

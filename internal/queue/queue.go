@@ -181,3 +181,12 @@ func IsFailure(err error) bool {
 	var nf notFailure
 	return !errors.As(err, &nf)
 }
+
+// Key names a key CleanTrack itself keeps in Redis (Asynq names its own):
+// "cleantrack:{tag}:name". The braces are a Redis Cluster hash tag: every key
+// of one tag hashes to the same slot, so a multi-key command, transaction or
+// script over keys of one tag works on a cluster as on a single server, as
+// Asynq's asynq:{queue}:... keys do per queue. Use one tag per feature (the
+// email rate limit, the test locks), not one for everything: a single tag
+// would put all of CleanTrack's keys on one cluster node.
+func Key(tag, name string) string { return "cleantrack:{" + tag + "}:" + name }

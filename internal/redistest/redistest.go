@@ -1,6 +1,16 @@
 // Package redistest lends each test a Redis logical database of its own on the
 // server named by TEST_REDIS_URL, so tests in different packages never see each
 // other's Asynq queues. The database is flushed before and after use.
+//
+// A Redis Cluster (TEST_REDIS_URL=redis-cluster://host:port,...) has only
+// database 0, and Asynq's key names cannot be prefixed, so there a test is
+// lent the whole cluster: one test at a time holds it, with every key but the
+// reservations deleted before and after use. Tests that build their Redis
+// client from the URL through queue.RedisOpt (the end-to-end tests) run
+// unchanged; NewClient, which returns a single-server client, fails the test
+// there and names NewUniversalClient. Under a cluster a test that holds it
+// must not run parallel subtests: they would wait for a parallel slot that
+// tests waiting for the cluster hold, for ever.
 package redistest
 
 import (
@@ -10,6 +20,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +31,17 @@ import (
 // DefaultURL is the server tests use when TEST_REDIS_URL is unset.
 const DefaultURL = "redis://127.0.0.1:6379"
 
-const lockKey = "cleantrack:redistest:lock"
+// lockKey prefixes the reservations of logical databases, kept in database
+// 0, and the one reservation of a whole cluster. Hash-tagged like every key of
+// CleanTrack's (queue.Key; not imported, so that this package stays below
+// queue).
+const lockKey = "cleantrack:{redistest}:lock"
+
+// clusterScheme starts a Redis Cluster URL.
+const clusterScheme = "redis-cluster://"
+
+// IsCluster reports whether url names a Redis Cluster.
+func IsCluster(url string) bool { return strings.HasPrefix(url, clusterScheme) }
 
 // ServerURL is TEST_REDIS_URL or DefaultURL, without a database number.
 func ServerURL() string {
@@ -31,10 +53,16 @@ func ServerURL() string {
 
 // NewURL reserves a free logical database (1-15) and returns a redis:// URL for
 // it. It waits while all are lent out, and gives the database back, flushed,
-// when t ends.
+// when t ends. On a cluster it returns TEST_REDIS_URL itself, once the test
+// holds the cluster.
 func NewURL(t testing.TB) string {
 	t.Helper()
-	u, release, err := Reserve(context.Background(), 3*time.Minute)
+	wait := 3 * time.Minute
+	if IsCluster(ServerURL()) {
+		// Tests hold a cluster one at a time: wait for the whole queue.
+		wait = 15 * time.Minute
+	}
+	u, release, err := Reserve(context.Background(), wait)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -45,8 +73,9 @@ func NewURL(t testing.TB) string {
 // Reserve lends a free logical database (1-15) of the TEST_REDIS_URL server,
 // flushed, waiting up to wait for one; release flushes it and gives it back.
 // Benchmarks and drills use it too, so nothing shares a database. The
-// reservations live in database 0 (keys cleantrack:redistest:lock:<n>), so
-// flushing a lent database never drops its own reservation.
+// reservations live in database 0 (keys cleantrack:{redistest}:lock:<n>), so
+// flushing a lent database never drops its own reservation. On a cluster it
+// lends the whole cluster instead (see the package comment).
 func Reserve(ctx context.Context, wait time.Duration) (dbURL string, release func(), err error) {
 	return ReserveOn(ctx, ServerURL(), wait)
 }
@@ -54,6 +83,9 @@ func Reserve(ctx context.Context, wait time.Duration) (dbURL string, release fun
 // ReserveOn is Reserve on the server at serverURL (a redis:// URL without a
 // database number).
 func ReserveOn(ctx context.Context, serverURL string, wait time.Duration) (dbURL string, release func(), err error) {
+	if IsCluster(serverURL) {
+		return reserveCluster(ctx, serverURL, wait)
+	}
 	base, err := url.Parse(serverURL)
 	if err != nil {
 		return "", nil, fmt.Errorf("redis server URL: %w", err)
@@ -111,12 +143,87 @@ func client(base *url.URL, db int) (*redis.Client, error) {
 	return redis.NewClient(opt), nil
 }
 
-// NewClient is NewURL plus a go-redis client on it, closed when t ends.
+// NewClient is NewURL plus a go-redis client on it, closed when t ends. It
+// needs a single server: under a cluster TEST_REDIS_URL it fails the test,
+// naming NewUniversalClient.
 func NewClient(t testing.TB) (*redis.Client, string) {
 	t.Helper()
+	if IsCluster(ServerURL()) {
+		t.Fatalf("redistest: NewClient needs a single Redis server, TEST_REDIS_URL is a cluster; use NewUniversalClient")
+	}
 	u := NewURL(t)
 	opt, _ := redis.ParseURL(u)
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { c.Close() })
 	return c, u
+}
+
+// NewUniversalClient is NewURL plus a go-redis client on it that works on a
+// single server and on a cluster alike, closed when t ends.
+func NewUniversalClient(t testing.TB) (redis.UniversalClient, string) {
+	t.Helper()
+	u := NewURL(t)
+	c, err := Open(u)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, u
+}
+
+// Keys lists every key of the Redis a test was lent (on a cluster, of every
+// master, but the reservations).
+func Keys(t testing.TB, url string) []string {
+	t.Helper()
+	c, err := Open(url)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	var out []string
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			keys, err := ownKeys(ctx, m)
+			mu.Lock()
+			out = append(out, keys...)
+			mu.Unlock()
+			return err
+		})
+	} else {
+		out, err = ownKeys(ctx, c.(*redis.Client))
+	}
+	if err != nil {
+		t.Fatalf("redistest: list keys: %v", err)
+	}
+	return out
+}
+
+// Open opens a go-redis client on a URL NewURL or Reserve returned: a
+// cluster client for redis-cluster://, a plain client otherwise.
+func Open(url string) (redis.UniversalClient, error) {
+	if IsCluster(url) {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(strings.TrimPrefix(url, clusterScheme), ",")}), nil
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	return redis.NewClient(opt), nil
+}
+
+// Flush deletes every key of the Redis a test was lent (url from NewURL), as
+// a crash without persistence or an operator's FLUSHALL would. On a cluster
+// it empties every master but keeps the test's reservation.
+func Flush(t testing.TB, url string) {
+	t.Helper()
+	c, err := Open(url)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	defer c.Close()
+	if err := flush(context.Background(), c); err != nil {
+		t.Fatalf("redistest: flush %s: %v", url, err)
+	}
 }
