@@ -15,6 +15,7 @@ var builders = map[string]func([]byte) (*asynq.Task, error){
 	TypeStripeEvent:          build(NewStripeEvent),
 	TypeInboxRedrive:         build(NewInboxRedrive),
 	TypeEmailSend:            build(NewEmailSend),
+	TypeEmailBatch:           build(NewEmailBatch),
 	TypeOverdueScan:          build(NewOverdueScan),
 	TypeWeeklySummary:        build(NewWeeklySummary),
 	TypeWeeklySummaryAccount: build(NewWeeklySummaryAccount),

@@ -199,6 +199,7 @@ func TestNewFromJSON(t *testing.T) {
 		tasks.TypeStripeEvent:          `{"event_id":"evt_json","type":"customer.created"}`,
 		tasks.TypeInboxRedrive:         `{"slot":"2026-11-23T06:00:00Z"}`,
 		tasks.TypeEmailSend:            `{"key":"k/1","template":"welcome","to":"a@example.com"}`,
+		tasks.TypeEmailBatch:           `{"batch_id":7,"key":"batch/7"}`,
 		tasks.TypeOverdueScan:          `{"account_id":7}`,
 		tasks.TypeWeeklySummary:        `{"week":"2026-W47"}`,
 		tasks.TypeWeeklySummaryAccount: `{"account_id":7,"week":"2026-W47"}`,

@@ -105,7 +105,7 @@ func TestCommandHelpShowsFlagsWithDefaults(t *testing.T) {
 			"--limit int   show at most this many tasks (default 20)",
 		}},
 		{[]string{"tasks", "retry"}, []string{"--all-archived   act on every archived task of the queue"}},
-		{[]string{"enqueue"}, []string{"Task types: cleaning:overdue_scan, email:send,", `--queue string queue: critical, default or low (default: the task type's queue)`}},
+		{[]string{"enqueue"}, []string{"Task types: cleaning:overdue_scan, email:batch, email:send,", `--queue string queue: critical, default or low (default: the task type's queue)`}},
 		{[]string{"email", "preview"}, []string{"Templates: " + strings.Join(email.Templates(), ", ")}},
 		{[]string{"email", "suppress"}, []string{`--reason string   why the address must not get email (default "added by hand")`}},
 		{[]string{"migrate"}, []string{"Usage:\n  cleantrack migrate [flags]\n  cleantrack migrate [command]\n", "  status "}},

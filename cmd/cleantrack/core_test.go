@@ -158,7 +158,7 @@ func TestEnqueueAnyTask(t *testing.T) {
 		want string
 	}{
 		{[]string{"enqueue", "overdue_scan"}, `no worker serves task type "overdue_scan" (did you mean "cleaning:overdue_scan"?); the task types are ` + strings.Join(tasks.TypeNames(), ", ")},
-		{[]string{"enqueue", "frobnicate"}, `no worker serves task type "frobnicate"; the task types are cleaning:overdue_scan, email:send,`},
+		{[]string{"enqueue", "frobnicate"}, `no worker serves task type "frobnicate"; the task types are cleaning:overdue_scan, email:batch, email:send,`},
 		{[]string{"enqueue", "stripe:event", "--payload", "{not json"}, "--payload is not valid JSON"},
 		{[]string{"enqueue", "stripe:event", "--payload", `{"id":"evt_1"}`}, `--payload: payload of tasks.StripeEventPayload: json: unknown field "id"`},
 		{[]string{"enqueue", "stripe:event"}, "--payload: stripe event task: empty event id"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/resend/resend-go/v2"
@@ -50,13 +51,25 @@ func TestEmailCheckListsWhatIsWrong(t *testing.T) {
 	out, _, err := cli(t, emailCheckEnv(fake), "email", "check")
 	require.Error(t, err)
 	assert.Equal(t, 1, exitCode(err))
-	assert.Contains(t, err.Error(), "2 thing(s) to do")
+	assert.Contains(t, err.Error(), "2 things to do")
 	assert.Contains(t, out, "domain mail.cleantrack.example (of DEFAULT_FROM_EMAIL): pending")
 	assert.Contains(t, out, "resend._domainkey.mail")
 	assert.NotContains(t, out, "v=spf1", "verified records are not listed")
 	assert.Contains(t, out, "email.complained", "the webhook's missing event")
 	assert.Contains(t, out, "add the DNS records above for mail.cleantrack.example")
 	assert.Contains(t, out, "RESEND_WEBHOOK_SECRET")
+
+	out, _, err = cli(t, emailCheckEnv(fake), "email", "check", "--json")
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err), "--json keeps the exit status")
+	var v emailCheckView
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	assert.Equal(t, "mail.cleantrack.example", v.Domain)
+	assert.Equal(t, "pending", v.DomainStatus)
+	require.Len(t, v.FailingRecords, 1)
+	assert.Equal(t, "resend._domainkey.mail", v.FailingRecords[0].Name)
+	assert.False(t, v.WebhookReady)
+	assert.Len(t, v.ToDo, 2)
 
 	// A domain the account does not have at all.
 	other := resendtest.New(t)

@@ -111,6 +111,7 @@ var workingArgs = map[string][]string{
 	"stripe check":           {},
 	"stripe events":          {},
 	"email deliveries":       {},
+	"email check":            {},
 	"migrate":                {},
 	"migrate status":         {},
 	"seed demo":              {},

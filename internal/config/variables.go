@@ -38,6 +38,8 @@ var (
 // agreement with Load and .env.example.
 var Variables = []Variable{
 	{"DATABASE_URL", DefaultDatabaseURL, "PostgreSQL, the system of record", all},
+	{"MIGRATE_DATABASE_URL", "", "where cleantrack migrate runs, straight to PostgreSQL when DATABASE_URL goes through PgBouncer (default: DATABASE_URL)", []string{ProcessCLI}},
+	{"DATABASE_MAX_CONNS", "25", "connections each process holds open at most", all},
 	{"REDIS_URL", DefaultRedisURL, "Redis, the task transport (redis://, rediss://, redis-sentinel://, redis-socket://, redis-cluster://)", all},
 	{"PORT", "8000", "public port of the webhooks", []string{ProcessWeb, ProcessCLI}},
 	{"STRIPE_WEBHOOK_SECRET", "", "Stripe endpoint signing secret(s), comma-separated while rotating (required by web)", []string{ProcessWeb, ProcessCLI}},
@@ -52,7 +54,7 @@ var Variables = []Variable{
 	{"RESEND_API_KEY", "", "Resend API key; without one, email goes to EMAIL_OUTBOX_DIR", sending},
 	{"RESEND_BASE_URL", "", "another Resend-compatible endpoint", sending},
 	{"DEFAULT_FROM_EMAIL", DefaultFromEmail, "sender address, on a domain verified at Resend", sending},
-	{"EMAIL_RATE_PER_SECOND", "2", "sends per second across all workers", sending},
+	{"EMAIL_RATE_PER_SECOND", "2", "Resend API requests per second across all workers (a batch is one)", sending},
 	{"EMAIL_OUTBOX_DIR", DefaultOutboxDir, "where email goes without RESEND_API_KEY", sending},
 	{"SITE_URL", DefaultSiteURL, "public URL of the CleanTrack app, for links in email", sending},
 	{"OVERDUE_GRACE", "0", "extra time after the due time before equipment is overdue", workerOnly},
