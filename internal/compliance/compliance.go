@@ -26,15 +26,24 @@ import (
 // own failed row without failing the call.
 //
 // RedriveBatches enqueues again the batches still queued after minAge,
-// whose tasks Redis may have lost; the overdue scan's handler calls it.
+// whose tasks Redis may have lost; RedriveEmails does the same for single
+// emails (welcome, payment failed, test sends) from their delivery rows. The
+// overdue scan's handler calls both.
 type Mailer interface {
 	SendBatch(ctx context.Context, template string, items []email.Item) (email.BatchResult, error)
 	RedriveBatches(ctx context.Context, minAge time.Duration) (int, error)
+	RedriveEmails(ctx context.Context, minAge time.Duration) (email.RedriveResult, error)
 }
 
 // BatchRedriveAge is how long a staged batch stays queued before the
 // overdue scan's handler enqueues its task again.
 const BatchRedriveAge = 15 * time.Minute
+
+// EmailRedriveAge is how long a single email stays queued before the
+// overdue scan's handler enqueues its email:send task again: well past the
+// time a healthy queue takes to send it, so a re-drive finds a lost task,
+// not a slow one (a task still in Redis is a duplicate anyway).
+const EmailRedriveAge = 10 * time.Minute
 
 // Defaults for Options left zero.
 const (
