@@ -39,11 +39,11 @@ type Mailer interface {
 // overdue scan's handler enqueues its task again.
 const BatchRedriveAge = 15 * time.Minute
 
-// EmailRedriveAge is how long a single email stays queued before the
+// DefaultEmailRedriveAge is how long a single email stays queued before the
 // overdue scan's handler enqueues its email:send task again: well past the
 // time a healthy queue takes to send it, so a re-drive finds a lost task,
 // not a slow one (a task still in Redis is a duplicate anyway).
-const EmailRedriveAge = 10 * time.Minute
+const DefaultEmailRedriveAge = 10 * time.Minute
 
 // Defaults for Options left zero.
 const (
@@ -69,6 +69,10 @@ type Options struct {
 	// EnqueueWorkers is how many accounts' weekly emails are prepared at
 	// once.
 	EnqueueWorkers int
+	// EmailRedriveAge is how long a single email (welcome, payment failed,
+	// test send) stays queued before the overdue scan's handler enqueues it
+	// again from its row (EMAIL_REDRIVE_MIN_AGE).
+	EmailRedriveAge time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -94,6 +98,9 @@ func New(store *postgres.Store, mailer Mailer, log *slog.Logger, opt Options) *S
 	}
 	if opt.EnqueueWorkers <= 0 {
 		opt.EnqueueWorkers = DefaultEnqueueWorkers
+	}
+	if opt.EmailRedriveAge <= 0 {
+		opt.EmailRedriveAge = DefaultEmailRedriveAge
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now

@@ -45,7 +45,7 @@ func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	single, err := s.mailer.RedriveEmails(ctx, EmailRedriveAge)
+	single, err := s.mailer.RedriveEmails(ctx, s.opt.EmailRedriveAge)
 	if err != nil {
 		return err
 	}
