@@ -27,8 +27,8 @@ import (
 //
 // RedriveBatches enqueues again the batches still queued after minAge,
 // whose tasks Redis may have lost; RedriveEmails does the same for single
-// emails (welcome, payment failed, test sends) from their delivery rows. The
-// overdue scan's handler calls both.
+// emails (welcome, payment failed) from their delivery rows. The overdue
+// scan's handler calls both.
 type Mailer interface {
 	SendBatch(ctx context.Context, template string, items []email.Item) (email.BatchResult, error)
 	RedriveBatches(ctx context.Context, minAge time.Duration) (int, error)
@@ -69,8 +69,8 @@ type Options struct {
 	// EnqueueWorkers is how many accounts' weekly emails are prepared at
 	// once.
 	EnqueueWorkers int
-	// EmailRedriveAge is how long a single email (welcome, payment failed,
-	// test send) stays queued before the overdue scan's handler enqueues it
+	// EmailRedriveAge is how long a single email (welcome, payment failed)
+	// stays queued before the overdue scan's handler enqueues it
 	// again from its row (EMAIL_REDRIVE_MIN_AGE).
 	EmailRedriveAge time.Duration
 	// Now is the clock; time.Now when nil.

@@ -40,7 +40,7 @@ func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
 	}
 	// Every scan (every 15 minutes by default) also re-drives email batches
 	// whose tasks Redis lost, weekly summaries included, and single emails
-	// (welcome, payment failed, test sends) from their delivery rows.
+	// (welcome, payment failed) from their delivery rows.
 	redriven, err := s.mailer.RedriveBatches(ctx, BatchRedriveAge)
 	if err != nil {
 		return err
