@@ -41,7 +41,7 @@ func registerHandlers(ctx context.Context, mux *asynq.ServeMux, cfg config.Confi
 		ReconcileFix: cfg.StripeReconcileFix,
 	}).Register(mux)
 	compliance.New(store, email.NewService(client, store), log.With(slog.String("domain", "compliance")),
-		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace}).Register(mux)
+		compliance.Options{SiteURL: cfg.SiteURL, Grace: cfg.OverdueGrace, EmailRedriveAge: cfg.EmailRedriveMinAge}).Register(mux)
 	return nil
 }
 

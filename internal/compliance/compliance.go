@@ -26,15 +26,24 @@ import (
 // own failed row without failing the call.
 //
 // RedriveBatches enqueues again the batches still queued after minAge,
-// whose tasks Redis may have lost; the overdue scan's handler calls it.
+// whose tasks Redis may have lost; RedriveEmails does the same for single
+// emails (welcome, payment failed) from their delivery rows. The overdue
+// scan's handler calls both.
 type Mailer interface {
 	SendBatch(ctx context.Context, template string, items []email.Item) (email.BatchResult, error)
 	RedriveBatches(ctx context.Context, minAge time.Duration) (int, error)
+	RedriveEmails(ctx context.Context, minAge time.Duration) (email.RedriveResult, error)
 }
 
 // BatchRedriveAge is how long a staged batch stays queued before the
 // overdue scan's handler enqueues its task again.
 const BatchRedriveAge = 15 * time.Minute
+
+// DefaultEmailRedriveAge is how long a single email stays queued before the
+// overdue scan's handler enqueues its email:send task again: well past the
+// time a healthy queue takes to send it, so a re-drive finds a lost task,
+// not a slow one (a task still in Redis is a duplicate anyway).
+const DefaultEmailRedriveAge = 10 * time.Minute
 
 // Defaults for Options left zero.
 const (
@@ -60,6 +69,10 @@ type Options struct {
 	// EnqueueWorkers is how many accounts' weekly emails are prepared at
 	// once.
 	EnqueueWorkers int
+	// EmailRedriveAge is how long a single email (welcome, payment failed)
+	// stays queued before the overdue scan's handler enqueues it
+	// again from its row (EMAIL_REDRIVE_MIN_AGE).
+	EmailRedriveAge time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -85,6 +98,9 @@ func New(store *postgres.Store, mailer Mailer, log *slog.Logger, opt Options) *S
 	}
 	if opt.EnqueueWorkers <= 0 {
 		opt.EnqueueWorkers = DefaultEnqueueWorkers
+	}
+	if opt.EmailRedriveAge <= 0 {
+		opt.EmailRedriveAge = DefaultEmailRedriveAge
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now

@@ -39,10 +39,24 @@ func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	// Every scan (every 15 minutes by default) also re-drives email batches
-	// whose tasks Redis lost, weekly summaries included.
+	// whose tasks Redis lost, weekly summaries included, and single emails
+	// (welcome, payment failed) from their delivery rows.
 	redriven, err := s.mailer.RedriveBatches(ctx, BatchRedriveAge)
 	if err != nil {
 		return err
+	}
+	single, err := s.mailer.RedriveEmails(ctx, s.opt.EmailRedriveAge)
+	if err != nil {
+		return err
+	}
+	if single.Enqueued > 0 {
+		s.log.Warn("single emails re-driven from their delivery rows: Redis had lost their tasks",
+			slog.Int("enqueued", single.Enqueued),
+			slog.Int("present", single.Present))
+	}
+	if single.Legacy > 0 {
+		s.log.Warn("queued single emails recorded without their data are left as they are: they cannot be re-driven",
+			slog.Int("emails", single.Legacy))
 	}
 	s.log.Info("overdue scan done",
 		slog.Int64("account_id", p.AccountID),
@@ -52,6 +66,7 @@ func (s *Service) HandleOverdueScan(ctx context.Context, t *asynq.Task) error {
 		slog.Int("emails", r.Emails),
 		slog.Int("refused", r.Refused),
 		slog.Int("email_batches_redriven", redriven),
+		slog.Int("emails_redriven", single.Enqueued),
 		slog.Duration("duration", time.Since(start)))
 	return nil
 }

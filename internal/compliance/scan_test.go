@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cleantrack/jobs/internal/compliance"
 	"github.com/cleantrack/jobs/internal/email"
+	"github.com/cleantrack/jobs/internal/redistest"
 	"github.com/cleantrack/jobs/tasks"
 )
 
@@ -224,4 +227,37 @@ func TestHandleOverdueScanRejectsABadPayload(t *testing.T) {
 	w := newWorld(t)
 	err := w.service(time.Now(), 0).HandleOverdueScan(w.ctx, asynq.NewTask(tasks.TypeOverdueScan, []byte("{")))
 	assert.ErrorIs(t, err, asynq.SkipRetry)
+}
+
+// The overdue scan's handler re-drives a single email whose task Redis lost
+// once it has waited EmailRedriveAge, and not before.
+func TestHandleOverdueScanRedrivesALostSingleEmail(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	svc := email.NewService(w.client, w.store)
+	_, err := svc.SendWelcomeEmail(w.ctx, "owner@example.com", email.WelcomeData{
+		AccountName: "Clinic", PlanName: "Pro", DashboardURL: "https://app.example.com",
+	}, "welcome/sub_scan")
+	require.NoError(t, err)
+	redistest.Flush(t, w.redisURL)
+
+	scan := func(age time.Duration) {
+		t.Helper()
+		s := compliance.New(w.store, svc, discardLog(), compliance.Options{EmailRedriveAge: age})
+		task, err := tasks.NewOverdueScan(tasks.OverdueScanPayload{})
+		require.NoError(t, err)
+		require.NoError(t, s.HandleOverdueScan(w.ctx, task))
+	}
+	taskKey := func() bool {
+		for _, k := range redistest.Keys(t, w.redisURL) {
+			if strings.HasSuffix(k, ":t:welcome/sub_scan") {
+				return true
+			}
+		}
+		return false
+	}
+	scan(0) // the default, 10 minutes: too young to re-drive
+	assert.False(t, taskKey(), "a fresh email is not re-driven")
+	scan(time.Nanosecond)
+	assert.True(t, taskKey(), "the email:send task is back in Redis")
 }

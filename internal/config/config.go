@@ -89,6 +89,9 @@ type Config struct {
 	// InboxRedriveMinAge is how long an unprocessed inbox row waits before
 	// the sweep enqueues it again (the web process enqueues it first).
 	InboxRedriveMinAge time.Duration
+	// EmailRedriveMinAge is how long a single email stays queued before the
+	// overdue scan's handler enqueues it again from its delivery row.
+	EmailRedriveMinAge time.Duration
 	SchedulerTimezone  *time.Location
 
 	// StripeSyncCron and StripeReconcileCron schedule the catch-up from the
@@ -145,6 +148,7 @@ func Load(getenv func(string) string) (Config, error) {
 		WeeklySummaryCron:  p.cron("WEEKLY_SUMMARY_CRON", DefaultWeeklyCron),
 		InboxRedriveCron:   p.cron("INBOX_REDRIVE_CRON", DefaultRedriveCron),
 		InboxRedriveMinAge: p.duration("INBOX_REDRIVE_MIN_AGE", time.Minute, time.Second),
+		EmailRedriveMinAge: p.duration("EMAIL_REDRIVE_MIN_AGE", 10*time.Minute, time.Minute),
 		SchedulerTimezone:  p.location("SCHEDULER_TIMEZONE", "UTC"),
 
 		StripeSyncCron:      p.cron("STRIPE_SYNC_CRON", DefaultStripeSyncCron),

@@ -45,6 +45,7 @@ func TestParsesValues(t *testing.T) {
 		"LOG_FORMAT":               "TEXT",
 		"SCHEDULER_TIMEZONE":       "Europe/Berlin",
 		"OVERDUE_GRACE":            "2h",
+		"EMAIL_REDRIVE_MIN_AGE":    "30s",
 		"SITE_URL":                 "https://app.cleantrack.example/",
 		"REDIS_URL":                "redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379?master=main",
 	}))
@@ -57,6 +58,7 @@ func TestParsesValues(t *testing.T) {
 	assert.Equal(t, "text", c.LogFormat)
 	assert.Equal(t, "Europe/Berlin", c.SchedulerTimezone.String())
 	assert.Equal(t, 2*time.Hour, c.OverdueGrace)
+	assert.Equal(t, 30*time.Second, c.EmailRedriveMinAge)
 	assert.Equal(t, "https://app.cleantrack.example", c.SiteURL)
 }
 

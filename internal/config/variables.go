@@ -63,6 +63,7 @@ var Variables = []Variable{
 	{"INBOX_REDRIVE_CRON", DefaultRedriveCron, "inbox re-drive schedule", schedules},
 	{"SCHEDULER_TIMEZONE", "UTC", "time zone the cron specs are read in", schedules},
 	{"INBOX_REDRIVE_MIN_AGE", "60s", "how long an unprocessed Stripe event waits before the sweep enqueues it again", workerOnly},
+	{"EMAIL_REDRIVE_MIN_AGE", "10m", "how long a single email stays queued before the overdue scan enqueues it again from its row", workerOnly},
 	{"ADMIN_ADDR", DefaultAdminAddr, "admin listener: dashboard, Schedules page, /metrics", webOnly},
 	{"ADMIN_USER", "", "basic-auth user of the admin and metrics listeners (with ADMIN_PASSWORD)", listeners},
 	{"ADMIN_PASSWORD", "", "basic-auth password of the admin and metrics listeners", listeners},

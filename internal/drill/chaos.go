@@ -224,6 +224,7 @@ func (ch *chaos) setup(ctx context.Context) error {
 		"OVERDUE_SCAN_CRON":     "* * * * *",
 		"INBOX_REDRIVE_CRON":    "* * * * *",
 		"INBOX_REDRIVE_MIN_AGE": "20s",
+		"EMAIL_REDRIVE_MIN_AGE": "30s",
 		"EMAIL_OUTBOX_DIR":      filepath.Join(c.Logs, "outbox"),
 	}
 	for i := 1; i <= 2; i++ {

@@ -36,11 +36,14 @@ func NewService(enq queue.Enqueuer, store *postgres.Store) *Service {
 	return &Service{enq: enq, store: store}
 }
 
-// SendTemplateEmail enqueues template rendered with data for to, under the
-// idempotency key key, and returns the task id (which is key). The key must
-// be stable for the logical email: a second call with the same key while the
-// first is queued or within a day of it is not an error and enqueues nothing,
-// and the email_deliveries row makes sure the email is never sent twice.
+// SendTemplateEmail records the email in email_deliveries (queued, with its
+// data; a row that exists under key is kept as it is), then enqueues
+// template rendered with data for to, under the idempotency key key, and
+// returns the task id (which is key). The key must be stable for the logical
+// email: a second call with the same key while the first is queued or within
+// a day of it is not an error and enqueues nothing, and the email_deliveries
+// row makes sure the email is never sent twice. Should Redis lose the task,
+// RedriveEmails enqueues it again from the row.
 // data must be the template's data struct; it is validated when the worker
 // renders it. An address that address.Check refuses is recorded as a failed
 // delivery with the reason, and the error wraps ErrUndeliverable.
@@ -60,6 +63,11 @@ func (s *Service) SendTemplateEmail(ctx context.Context, to, template string, da
 	}
 	task, err := tasks.NewEmailSend(tasks.EmailSendPayload{Key: key, Template: template, To: to, Data: raw})
 	if err != nil {
+		return "", err
+	}
+	// The row first: should Redis lose the task, RedriveEmails enqueues it
+	// again from the row.
+	if err := s.store.RecordEmailDelivery(ctx, key, template, to, raw); err != nil {
 		return "", err
 	}
 	if _, _, err := queue.Enqueue(ctx, s.enq, task); err != nil {
@@ -160,6 +168,67 @@ func (s *Service) RedriveBatches(ctx context.Context, minAge time.Duration) (int
 		}
 	}
 	return n, nil
+}
+
+// Re-drive bounds for single emails: rows per query, queries per call.
+const (
+	emailRedrivePage  = 500
+	emailRedrivePages = 10
+)
+
+// RedriveResult counts what one RedriveEmails call did.
+type RedriveResult struct {
+	Enqueued int // tasks enqueued anew: Redis had lost them
+	Present  int // tasks still queued, running, retrying or kept as done
+	// Legacy counts rows recorded before single emails kept their data:
+	// their task cannot be rebuilt, so they are left as they are.
+	Legacy int
+}
+
+// RedriveEmails enqueues again, from its email_deliveries row, each single
+// email (not staged in a batch) still queued that was recorded more than
+// minAge ago, so an email:send task that Redis lost is sent after all:
+// PostgreSQL is the truth. The task keeps its TaskID (the key), so a task
+// Redis still holds is a duplicate, counted Present and left alone; a row
+// sent, failed or suppressed is never touched. It reads at most 5,000 rows
+// per call, 500 per query, oldest first. The overdue scan's handler calls it
+// after each scan, next to RedriveBatches.
+func (s *Service) RedriveEmails(ctx context.Context, minAge time.Duration) (RedriveResult, error) {
+	var r RedriveResult
+	before := time.Now().Add(-minAge)
+	var after int64
+	for range emailRedrivePages {
+		page, err := s.store.QueuedEmails(ctx, before, after, emailRedrivePage)
+		if err != nil {
+			return r, err
+		}
+		for _, q := range page {
+			after = q.ID
+			if !q.Data.Valid {
+				r.Legacy++
+				continue
+			}
+			task, err := tasks.NewEmailSend(tasks.EmailSendPayload{
+				Key: q.Key, Template: q.Template, To: q.To, Data: json.RawMessage(q.Data.String),
+			})
+			if err != nil {
+				return r, fmt.Errorf("re-drive email %s: %w", q.Key, err)
+			}
+			_, dup, err := queue.Enqueue(ctx, s.enq, task)
+			if err != nil {
+				return r, fmt.Errorf("re-drive email %s: %w", q.Key, err)
+			}
+			if dup {
+				r.Present++
+			} else {
+				r.Enqueued++
+			}
+		}
+		if len(page) < emailRedrivePage {
+			break
+		}
+	}
+	return r, nil
 }
 
 // SendWelcomeEmail enqueues the welcome email. Billing uses the key

@@ -61,6 +61,49 @@ func (s *Store) StartEmailDelivery(ctx context.Context, key, template, to string
 	return d, nil
 }
 
+// RecordEmailDelivery records a single email as queued before its email:send
+// task is enqueued, with the template's data (JSON), so the email can be
+// enqueued again from its row when Redis loses the task. A row that exists
+// under key is left as it is, whatever its status.
+func (s *Store) RecordEmailDelivery(ctx context.Context, key, template, to string, data []byte) error {
+	const q = `
+		INSERT INTO email_deliveries (idempotency_key, template, to_email, data)
+		VALUES ($1, $2, $3, $4::jsonb)
+		ON CONFLICT (idempotency_key) DO NOTHING`
+	if _, err := s.DB.ExecContext(ctx, q, key, template, to, string(data)); err != nil {
+		return fmt.Errorf("record email delivery %s: %w", key, err)
+	}
+	return nil
+}
+
+// QueuedEmail is a single email still queued, as QueuedEmails returns it.
+// Data is NULL for a row recorded before single emails kept their data.
+type QueuedEmail struct {
+	ID       int64          `db:"id"`
+	Key      string         `db:"idempotency_key"`
+	Template string         `db:"template"`
+	To       string         `db:"to_email"`
+	Data     sql.NullString `db:"data"`
+}
+
+// QueuedEmails returns up to limit single emails (not staged in a batch)
+// still queued that were recorded before before, with ids above afterID, in
+// id order: those whose email:send task Redis may have lost. Callers page
+// with the last id returned.
+func (s *Store) QueuedEmails(ctx context.Context, before time.Time, afterID int64, limit int) ([]QueuedEmail, error) {
+	const q = `
+		SELECT id, idempotency_key, template, to_email, data::text AS data
+		FROM email_deliveries
+		WHERE status = 'queued' AND batch_id IS NULL AND created_at < $1 AND id > $2
+		ORDER BY id
+		LIMIT $3`
+	var out []QueuedEmail
+	if err := s.DB.SelectContext(ctx, &out, q, before, afterID, limit); err != nil {
+		return nil, fmt.Errorf("queued emails: %w", err)
+	}
+	return out, nil
+}
+
 // EmailDeliveryByKey returns the delivery row for key, or ErrNotFound.
 func (s *Store) EmailDeliveryByKey(ctx context.Context, key string) (EmailDelivery, error) {
 	const q = `SELECT ` + emailDeliveryColumns + ` FROM email_deliveries WHERE idempotency_key = $1`
