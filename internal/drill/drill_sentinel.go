@@ -212,7 +212,16 @@ func drillSentinel(ctx context.Context, c *Case) error {
 		kind, _, _ := strings.Cut(k, "/")
 		kinds[kind]++
 	}
-	c.Check(welcomes() == sentinelAccounts && fake.DeliveredCount() == len(keys), "one welcome email per subscription; every email delivered once under its own key (%d keys by kind %v, %d delivered)", len(keys), kinds, fake.DeliveredCount())
+	// A batch request delivers up to 100 emails under one key: an email is
+	// its request's key and its place in the batch, and each is one sent row.
+	emails := map[string]int{}
+	for _, e := range fake.Delivered() {
+		emails[fmt.Sprintf("%s#%d", e.Key, e.Index)]++
+	}
+	sentRows := c.Int(ctx, `SELECT count(*) FROM email_deliveries WHERE status = 'sent'`)
+	c.Check(welcomes() == sentinelAccounts && fake.DeliveredCount() == len(emails) && int64(len(emails)) == sentRows,
+		"one welcome email per subscription; every email delivered once (%d request keys by kind %v, %d emails delivered, %d distinct, %d sent rows)",
+		len(keys), kinds, fake.DeliveredCount(), len(emails), sentRows)
 	c.Verified("emails requested more than once, always under the same key: %d %v", len(twice), twice)
 	rows := c.Int(ctx, `SELECT count(*) FROM email_deliveries WHERE idempotency_key LIKE 'welcome/sub_' || $1 || '_%' AND status = 'sent'`, prefix)
 	c.Check(rows == sentinelAccounts, "one sent delivery row per welcome email (%d)", rows)
