@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/cleantrack/jobs/internal/proctest"
 	"github.com/cleantrack/jobs/internal/redistest"
 	"github.com/cleantrack/jobs/internal/startup"
+	"github.com/cleantrack/jobs/internal/startup/startuptest"
 )
 
 // startScheduler runs the scheduler with env until it has started, stops it
@@ -82,35 +82,14 @@ func TestRunReadsDotenv(t *testing.T) {
 
 func TestRunAnswersHelpAndVersionWithoutConfiguration(t *testing.T) {
 	t.Parallel()
-	broken := startup.MapEnv(map[string]string{"DATABASE_URL": "mysql://nope"})
-	var out strings.Builder
-	require.NoError(t, run(context.Background(), []string{"scheduler", "--help"}, broken, &out))
-	assert.Contains(t, out.String(), "scheduler: CleanTrack's scheduler.")
-	assert.Contains(t, out.String(), "SCHEDULER_METRICS_ADDR")
-	assert.Contains(t, out.String(), "OVERDUE_SCAN_CRON")
-	assert.NotContains(t, out.String(), "WORKER_CONCURRENCY")
-
-	out.Reset()
-	require.NoError(t, run(context.Background(), []string{"scheduler", "--version"}, broken, &out))
-	assert.Regexp(t, `^scheduler \S+\ncommit: .+\ngo: go1\.`, out.String())
-
-	err := run(context.Background(), []string{"scheduler", "--verbose"}, broken, &out)
-	require.Error(t, err)
-	assert.Equal(t, 2, startup.ExitCode(err))
+	startuptest.HelpAndVersion(t, run, "scheduler", startuptest.Help{
+		About: "CleanTrack's scheduler.", Reads: []string{"SCHEDULER_METRICS_ADDR", "OVERDUE_SCAN_CRON"}, NotReads: []string{"WORKER_CONCURRENCY"},
+	})
 }
 
 // Settings that would refuse every webhook, or a .env that cannot be read,
 // stop the process before it opens anything.
 func TestRunRefusesBadSettingsAtStart(t *testing.T) {
 	t.Parallel()
-	for name, value := range map[string]string{"STRIPE_WEBHOOK_TOLERANCE": "1e300", "RESEND_WEBHOOK_SECRET": "whsec_%%%"} {
-		err := run(context.Background(), []string{"scheduler"}, startup.MapEnv(map[string]string{name: value}), io.Discard)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), name+":")
-	}
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, ".env"), []byte("PORT=\"8000\n"), 0o600))
-	err := run(context.Background(), []string{"scheduler"}, startup.Dotenv(dir, func(string) (string, bool) { return "", false }), io.Discard)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), filepath.Join(dir, ".env"))
+	startuptest.RefusesBadSettings(t, run, "scheduler", nil)
 }
